@@ -163,6 +163,8 @@ export interface OutputError {
   name: string;
   max_abs_error: number;
   max_rel_error: number;
+  /** largest |value| of this output in the original model (what max_rel_error is relative to) */
+  max_reference: number;
 }
 
 export interface VerifyReport {

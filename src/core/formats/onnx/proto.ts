@@ -10,8 +10,10 @@
  *   a DataView or copy it before making a Float32Array;
  * - every message keeps the fields this schema does not know in `unknownFields` (raw tag+value bytes, in file
  *   order); the encoder writes them back after the known fields, so nothing is lost on re-encode;
- * - optional scalars that are absent stay `undefined` (proto3 presence is not modelled beyond that) and the
- *   encoder omits default values (0, "", empty), exactly like the reference protobuf encoder.
+ * - optional scalars that are absent stay `undefined`; onnx.proto is proto2, so a field present in the file
+ *   with its default value (e.g. `dimValue: 0n`, `modelVersion: 0n`) decodes to that value and is written back:
+ *   the encoder writes every singular field that is not `undefined` and omits empty repeated fields, exactly
+ *   like the reference (C++/Python) serializer, so unedited files re-encode byte-identically.
  */
 
 export interface UnknownFields {

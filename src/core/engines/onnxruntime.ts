@@ -1,0 +1,218 @@
+/**
+ * Verification engine for ONNX: runs two models on the same seeded probe inputs with onnxruntime-node and
+ * reports how far their outputs are apart. onnxruntime is loaded lazily (it is a 45 MB native module).
+ */
+import type * as OrtTypes from 'onnxruntime-node';
+import { ModelError } from '../errors';
+import { Rng } from '../util/random';
+import type { OutputError, ValueSummary, VerifyOptions, VerifyReport } from '../types';
+
+type Ort = typeof OrtTypes;
+let ortModule: Ort | undefined;
+
+export function loadOrt(): Ort {
+  if (!ortModule) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ortModule = require('onnxruntime-node') as Ort;
+    ortModule.env.logLevel = 'error';
+  }
+  return ortModule;
+}
+
+export const ENGINE_NAME = 'onnxruntime-node';
+
+export interface RunnableModel {
+  bytes: Uint8Array;
+  inputs: ValueSummary[];
+}
+
+type OrtTensorType = OrtTypes.Tensor.Type;
+
+const ORT_TYPES: Record<string, OrtTensorType> = {
+  float32: 'float32',
+  float16: 'float16',
+  float64: 'float64',
+  int8: 'int8',
+  uint8: 'uint8',
+  int16: 'int16',
+  uint16: 'uint16',
+  int32: 'int32',
+  int64: 'int64',
+  uint32: 'uint32',
+  uint64: 'uint64',
+  bool: 'bool',
+};
+
+/** Concrete shape of an input: symbolic dims from `dims` (default 1), unknown dims 1. */
+export function concreteShape(input: ValueSummary, dims: Record<string, number> = {}): number[] {
+  return (input.shape ?? []).map((d) => (typeof d === 'number' ? (d < 0 ? 1 : d) : d !== null && d in dims ? dims[d] : 1));
+}
+
+function float32ToFloat16Bits(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  const mant = x & 0x7fffff;
+  if (exp <= 0) return sign;
+  if (exp >= 31) return sign | 0x7c00;
+  const r = mant >>> 13;
+  let h = sign | (exp << 10) | r;
+  if ((mant & 0x1fff) > 0x1000 || ((mant & 0x1fff) === 0x1000 && (r & 1))) h++;
+  return h;
+}
+
+/** Seeded probe tensor for one input: floats ~ N(0,1), integers in [0, 10), bools 50/50. */
+export function probeTensor(ort: Ort, input: ValueSummary, shape: number[], rng: Rng): OrtTypes.Tensor {
+  const type = ORT_TYPES[input.dtype];
+  if (!type) throw new ModelError(`cannot make probe data for input '${input.name}' of type ${input.dtype}`);
+  const n = shape.reduce((p, v) => p * v, 1);
+  switch (type) {
+    case 'float32': {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = rng.normal();
+      return new ort.Tensor('float32', a, shape);
+    }
+    case 'float64': {
+      const a = new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = rng.normal();
+      return new ort.Tensor('float64', a, shape);
+    }
+    case 'float16': {
+      const a = new Uint16Array(n);
+      for (let i = 0; i < n; i++) a[i] = float32ToFloat16Bits(rng.normal());
+      return new ort.Tensor('float16', a, shape);
+    }
+    case 'int64': {
+      const a = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) a[i] = BigInt(Math.floor(rng.next() * 10));
+      return new ort.Tensor('int64', a, shape);
+    }
+    case 'uint64': {
+      const a = new BigUint64Array(n);
+      for (let i = 0; i < n; i++) a[i] = BigInt(Math.floor(rng.next() * 10));
+      return new ort.Tensor('uint64', a, shape);
+    }
+    case 'bool': {
+      const a = new Uint8Array(n);
+      for (let i = 0; i < n; i++) a[i] = rng.next() < 0.5 ? 1 : 0;
+      return new ort.Tensor('bool', a, shape);
+    }
+    default: {
+      const a = new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = Math.floor(rng.next() * 10);
+      return new ort.Tensor(type, a as unknown as Int32Array, shape);
+    }
+  }
+}
+
+function asNumbers(t: OrtTypes.Tensor): ArrayLike<number> {
+  const d = t.data;
+  if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Array.from(d, Number);
+  if (t.type === 'float16' && d instanceof Uint16Array) return Array.from(d, float16ToNumber);
+  if (Array.isArray(d)) return d.map(Number);
+  return d as ArrayLike<number>;
+}
+
+function float16ToNumber(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export async function createSession(ort: Ort, bytes: Uint8Array, what: string): Promise<OrtTypes.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
+  } catch (err) {
+    throw new ModelError(`onnxruntime cannot load the ${what} model: ${firstLine(err)}`);
+  }
+}
+
+export function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n').find((l) => l.trim())?.trim() ?? 'unknown error';
+}
+
+/** Runs `a` and `b` on `samples` seeded probes and compares every output of `a` with the same-named output of `b`. */
+export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const ort = loadOrt();
+  const samples = opts.samples ?? 3;
+  const seed = opts.seed ?? 1;
+  const abort = () => {
+    if (opts.signal?.aborted) throw new ModelError('verification cancelled');
+  };
+  abort();
+  const sa = await createSession(ort, a.bytes, 'original');
+  abort();
+  const sb = await createSession(ort, b.bytes, 'rewritten');
+  try {
+    const missing = sa.outputNames.filter((n) => !sb.outputNames.includes(n));
+    if (missing.length) throw new ModelError(`the rewritten model lacks output(s) ${missing.join(', ')}`);
+    const inputShapes: Record<string, number[]> = {};
+    const feedsInputs = a.inputs.filter((i) => sa.inputNames.includes(i.name));
+    for (const i of feedsInputs) inputShapes[i.name] = concreteShape(i, opts.dims);
+    const errs = new Map<string, { abs: number; ref: number }>(sa.outputNames.map((n) => [n, { abs: 0, ref: 0 }]));
+    const rng = new Rng(seed);
+    for (let s = 0; s < samples; s++) {
+      abort();
+      const feeds: Record<string, OrtTypes.Tensor> = {};
+      for (const i of feedsInputs) feeds[i.name] = probeTensor(ort, i, inputShapes[i.name], rng);
+      let ra: OrtTypes.InferenceSession.ReturnType;
+      let rb: OrtTypes.InferenceSession.ReturnType;
+      try {
+        ra = await sa.run(feeds);
+        rb = await sb.run(feeds);
+      } catch (err) {
+        const shapes = Object.entries(inputShapes).map(([k, v]) => `${k}=[${v.join('x')}]`).join(', ');
+        throw new ModelError(`onnxruntime failed to run the model on probe inputs ${shapes}: ${firstLine(err)} (set symbolic dims with --dim name=value)`);
+      }
+      for (const name of sa.outputNames) {
+        const x = asNumbers(ra[name]);
+        const y = asNumbers(rb[name]);
+        const e = errs.get(name)!;
+        if (x.length !== y.length) {
+          e.abs = Infinity;
+          continue;
+        }
+        for (let i = 0; i < x.length; i++) {
+          const d = Math.abs(x[i] - y[i]);
+          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) && Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Number.isNaN(d) ? Infinity : d;
+          const r = Math.abs(x[i]);
+          if (r > e.ref) e.ref = r;
+        }
+      }
+    }
+    const outputs: OutputError[] = [...errs].map(([name, e]) => ({ name, max_abs_error: e.abs, max_rel_error: relative(e.abs, e.ref), max_reference: e.ref }));
+    return {
+      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
+      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
+      samples,
+      seed,
+      engine: ENGINE_NAME,
+      outputs,
+      input_shapes: inputShapes,
+    };
+  } finally {
+    await Promise.allSettled([sa.release(), sb.release()]);
+  }
+}
+
+/**
+ * Whether two runs agree: every output within atol + rtol x (largest |value| of that output), like
+ * numpy.allclose but against the output's scale, so outputs that are all near zero do not fail on noise.
+ */
+export function withinTolerance(v: VerifyReport, rtol: number, atol = DEFAULT_ATOL): boolean {
+  return v.outputs.every((o) => o.max_abs_error <= atol + rtol * o.max_reference);
+}
+
+/** float32 rounding noise of values around 1; the absolute floor of withinTolerance */
+export const DEFAULT_ATOL = 1e-6;
+
+/** error relative to the largest magnitude of the reference output (stable for outputs near zero) */
+function relative(abs: number, ref: number): number {
+  if (abs === 0) return 0;
+  return ref > 0 ? abs / ref : Infinity;
+}
