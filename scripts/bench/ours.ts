@@ -3,7 +3,7 @@
  *   node --import tsx scripts/bench/ours.ts inspect MODEL   -> load + full per-layer statistics
  *   node --import tsx scripts/bench/ours.ts fold MODEL      -> load, fold all BN (timed alone), then verify (timed alone)
  */
-import { foldBatchNorm, inspect, loadModel, verify } from '../../src/core/api';
+import { foldBatchNorm, inspectAsync, loadModel, verify } from '../../src/core/api';
 
 async function main(): Promise<void> {
   const [op, file] = process.argv.slice(2);
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const model = await loadModel(file);
   const t1 = performance.now();
   if (op === 'inspect') {
-    const r = inspect(model);
+    const r = await inspectAsync(model);
     const t2 = performance.now();
     let tensors = 0;
     for (const l of r.layers) tensors += l.weights.length;

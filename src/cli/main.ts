@@ -4,7 +4,7 @@
  * Errors: one line on stderr, exit 1 (bad input), 2 (usage), 3 (verification over tolerance); no stack traces.
  */
 import * as path from 'node:path';
-import { errorMessage, foldBatchNorm, inspect, loadModel, ModelError, saveModel, verify } from '../core/api';
+import { errorMessage, foldBatchNorm, inspectAsync, loadModel, ModelError, saveModel, verify } from '../core/api';
 import { DEFAULT_ATOL, withinTolerance } from '../core/engines/onnxruntime';
 import type { InspectReport, VerifyReport } from '../core/types';
 
@@ -158,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
     case 'inspect': {
       if (args.positional.length !== 1) throw new UsageError('inspect takes exactly one model file');
       const model = await loadModel(args.positional[0]);
-      const report = inspect(model, { stats: args.stats, dims: args.dims });
+      const report = await inspectAsync(model, { stats: args.stats, dims: args.dims });
       if (args.json) out(JSON.stringify(report));
       else printInspect(report, args.positional[0]);
       return 0;

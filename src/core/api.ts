@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { buildReport, type InspectOptions } from './analysis/inspect';
+import { buildReport, buildReportAsync, type InspectOptions } from './analysis/inspect';
 import { verifyOnnx } from './engines/onnxruntime';
 import { ModelError } from './errors';
 import { assertLooksLikeOnnx, decodeModel, encodeModel } from './formats/onnx/codec';
@@ -96,6 +96,11 @@ function asOnnx(model: Model): OnnxModel {
 
 export function inspect(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): InspectReport {
   return buildReport(buildGraphView(asOnnx(model), opts.dims), opts);
+}
+
+/** inspect, with the statistics of large models computed on two cores (what the CLI and the editor use) */
+export function inspectAsync(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): Promise<InspectReport> {
+  return buildReportAsync(buildGraphView(asOnnx(model), opts.dims), opts);
 }
 
 export function planFoldBatchNorm(model: Model): FoldPlan {

@@ -6,7 +6,10 @@ import { strict as assert } from 'node:assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { inspect, loadModel } from '../../src/core/api';
+import { inspect, inspectAsync, loadModel } from '../../src/core/api';
+import { statsParallel } from '../../src/core/analysis/parallel-stats';
+import { weightStats } from '../../src/core/analysis/stats';
+import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import { constantTensors } from '../../src/core/formats/onnx/model';
 import { inferShapes } from '../../src/core/formats/onnx/shapes';
 import { OnnxModel } from '../../src/core/formats/onnx/model';
@@ -132,5 +135,25 @@ describe('shape inference vs ONNX backend test data', () => {
     }
     assert.deepEqual(wrong, [], 'wrong shapes are guesses; unknown must be null');
     assert.ok(compared > 300, `compared ${compared} (unknown ${unknown})`);
+  });
+});
+
+describe('statistics on two cores', () => {
+  it('the worker computes exactly what the calling thread computes', async () => {
+    const model = (await loadModel(path.join(FOLD, 'fcn_tiny', 'model.onnx'))) as OnnxModel;
+    const view = buildGraphView(model);
+    const weights = view.layers.flatMap((l) => l.weights);
+    const jobs = weights.map((w) => ({ shape: w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek() }));
+    const parallel = await statsParallel(jobs, 0);
+    const serial = weights.map((w) => weightStats(w.read(), w.shape, w.channelAxis, w.groups));
+    assert.deepEqual(parallel, serial);
+    const withNaN = new Float32Array([1, NaN, -2, Infinity, 0]);
+    const [s] = await statsParallel([{ shape: [5], channelAxis: null, groups: 1, count: 5, read: () => withNaN.slice(), peek: () => withNaN }], 0);
+    assert.deepEqual([s.count, s.min, s.max, s.mean, s.zero_fraction], [5, -2, 1, -1 / 3, 0.2], 'non-finite values are left out');
+  });
+
+  it('inspectAsync reports what inspect reports', async () => {
+    const model = await loadModel(path.join(FOLD, 'convtranspose_bn', 'model.onnx'));
+    assert.deepEqual(await inspectAsync(model), inspect(model));
   });
 });

@@ -1,6 +1,7 @@
 /** Builds the InspectReport (per-layer statistics, BN summaries, totals, findings) from a GraphView. */
 import type { GraphView, LayerView, WeightView } from '../graph/graph';
 import type { BatchNormSummary, Finding, InspectReport, LayerReport, TensorSummary } from '../types';
+import { statsParallel } from './parallel-stats';
 import { rangeOf, weightStats } from './stats';
 
 export const LOW_VARIANCE = 1e-8;
@@ -15,7 +16,28 @@ export interface InspectOptions {
 
 export function buildReport(view: GraphView, opts: InspectOptions = {}): InspectReport {
   const withStats = opts.stats !== false;
-  const layers = view.layers.map((l) => layerReport(l, withStats));
+  return finish(view, view.layers.map((l) => layerReport(l, withStats)));
+}
+
+/** the same report, with the weight statistics of large models computed on two cores */
+export async function buildReportAsync(view: GraphView, opts: InspectOptions = {}): Promise<InspectReport> {
+  const layers = view.layers.map((l) => layerReport(l, false));
+  if (opts.stats !== false) {
+    const jobs: { w: WeightView; t: TensorSummary }[] = [];
+    view.layers.forEach((l, i) =>
+      l.weights.forEach((w, k) => {
+        if (layers[i].weights[k].shape.reduce((p, v) => p * v, 1) > 0) jobs.push({ w, t: layers[i].weights[k] });
+      }),
+    );
+    const stats = await statsParallel(
+      jobs.map(({ w }) => ({ shape: w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek() })),
+    );
+    jobs.forEach((j, k) => (j.t.stats = stats[k]));
+  }
+  return finish(view, layers);
+}
+
+function finish(view: GraphView, layers: LayerReport[]): InspectReport {
   const findings = findingsFor(layers);
   let macs: number | null = 0;
   for (const l of layers) macs = macs === null || l.macs === null ? null : macs + l.macs;
