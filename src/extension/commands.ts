@@ -1,0 +1,142 @@
+import * as vscode from 'vscode';
+import { ModelError } from '../core/api';
+import { formatShape } from '../protocol/format';
+import { layerStatsLine } from '../protocol/layers';
+import type { EditorSession } from './editorSession';
+import { reportError } from './errors';
+import { MODEL_EXCLUDE, MODEL_GLOB, type ModelExplorer } from './explorer';
+import { ModelEditorProvider } from './modelEditorProvider';
+
+const MODEL_EXTENSIONS = ['onnx'];
+
+function isModelUri(uri: vscode.Uri): boolean {
+  const ext = uri.path.split('.').pop()?.toLowerCase();
+  return ext !== undefined && MODEL_EXTENSIONS.includes(ext);
+}
+
+/** A Uri from a command argument: a Uri (explorer/editor menus), a tree node with `uri`, or a string. */
+function uriFromArg(arg: unknown): vscode.Uri | undefined {
+  if (arg instanceof vscode.Uri) return arg;
+  if (typeof arg === 'string' && arg.length > 0) return arg.includes(':') ? vscode.Uri.parse(arg) : vscode.Uri.file(arg);
+  if (typeof arg === 'object' && arg !== null && 'uri' in arg && arg.uri instanceof vscode.Uri) return arg.uri;
+  return undefined;
+}
+
+/** The model file of the active tab (text, binary or custom editor), if it is one. */
+function activeTabModelUri(): vscode.Uri | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  const uri =
+    input instanceof vscode.TabInputText || input instanceof vscode.TabInputCustom ? input.uri : undefined;
+  return uri && isModelUri(uri) ? uri : undefined;
+}
+
+/** Let the user pick a model file of the workspace (or any file when the workspace has none). */
+async function pickModelFile(title: string): Promise<vscode.Uri | undefined> {
+  const uris = vscode.workspace.workspaceFolders?.length
+    ? await vscode.workspace.findFiles(MODEL_GLOB, MODEL_EXCLUDE, 2000)
+    : [];
+  if (uris.length === 0) {
+    const picked = await vscode.window.showOpenDialog({
+      title,
+      canSelectMany: false,
+      filters: { 'ONNX models': MODEL_EXTENSIONS },
+    });
+    return picked?.[0];
+  }
+  const items = uris
+    .map((uri) => ({ label: vscode.workspace.asRelativePath(uri, true), uri }))
+    .sort((a, b) => a.label.localeCompare(b.label));
+  const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Pick a model file' });
+  return picked?.uri;
+}
+
+export function registerCommands(
+  context: vscode.ExtensionContext,
+  editors: ModelEditorProvider,
+  explorer: ModelExplorer,
+  log: vscode.LogOutputChannel,
+): void {
+  const register = (id: string, title: string, run: (...args: unknown[]) => Promise<void> | void): void => {
+    context.subscriptions.push(
+      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+        try {
+          await run(...args);
+        } catch (err) {
+          reportError(log, title, err);
+        }
+      }),
+    );
+  };
+
+  /** The editor a command acts on: the right-clicked/passed file, the active editor, or a picked file. */
+  const targetSession = async (arg: unknown, title: string): Promise<EditorSession | undefined> => {
+    const uri = uriFromArg(arg);
+    if (uri) return editors.showEditor(uri);
+    const active = editors.activeSession();
+    if (active) return active;
+    const target = activeTabModelUri() ?? (await pickModelFile(title));
+    return target ? editors.showEditor(target) : undefined;
+  };
+
+  register('modelSurgeon.openInModelSurgeon', 'Open in Model Surgeon', async (arg) => {
+    const uri = uriFromArg(arg) ?? activeTabModelUri() ?? (await pickModelFile('Open in Model Surgeon'));
+    if (!uri) return;
+    await vscode.commands.executeCommand('vscode.openWith', uri, ModelEditorProvider.viewType);
+  });
+
+  register('modelSurgeon.foldBatchNorm', 'Fold BatchNorm', async (arg) => {
+    const session = await targetSession(arg, 'Fold BatchNorm');
+    if (!session) return;
+    const preview = await session.startFoldPreview();
+    session.post({ type: 'foldPreview', preview });
+  });
+
+  register('modelSurgeon.showLayerStatistics', 'Show Layer Statistics', async (arg) => {
+    const uri = uriFromArg(arg);
+    const session = uri
+      ? await editors.showEditor(uri)
+      : (editors.activeOrLastSession() ?? (await targetSession(undefined, 'Show Layer Statistics')));
+    if (!session) return;
+    const view = await session.document.view();
+    if (!view) throw new ModelError(session.document.loadError ?? `${session.document.fileName} is not open.`);
+
+    type LayerItem = vscode.QuickPickItem & { layer: string };
+    const items: LayerItem[] = view.report.layers.map((layer) => ({
+      label: layer.name,
+      description: `${layer.op}${layer.output_shape ? ` · ${formatShape(layer.output_shape)}` : ''}`,
+      detail: layerStatsLine(layer),
+      layer: layer.name,
+    }));
+    const qp = vscode.window.createQuickPick<LayerItem>();
+    qp.title = `Layer statistics — ${session.document.fileName}`;
+    qp.placeholder = 'Filter layers by name, op or statistics';
+    qp.matchOnDescription = true;
+    qp.matchOnDetail = true;
+    qp.items = items;
+    const selected = items.find((i) => i.layer === session.selectedLayer);
+    if (selected) qp.activeItems = [selected];
+    const picked = await new Promise<LayerItem | undefined>((resolve) => {
+      qp.onDidAccept(() => {
+        resolve(qp.selectedItems[0] ?? qp.activeItems[0]);
+        qp.hide();
+      });
+      qp.onDidHide(() => resolve(undefined));
+      qp.show();
+    });
+    qp.dispose();
+    if (!picked) return;
+    session.panel.reveal(session.panel.viewColumn, false);
+    session.revealLayer(picked.layer);
+  });
+
+  register('modelSurgeon.refreshExplorer', 'Refresh Model Explorer', () => explorer.refresh(true));
+
+  register('modelSurgeon.revealLayer', 'Reveal Layer', async (uriArg, layerArg) => {
+    const uri = uriFromArg(uriArg);
+    if (!uri || typeof layerArg !== 'string') {
+      log.warn('modelSurgeon.revealLayer needs (uri, layerName)');
+      return;
+    }
+    await editors.revealLayer(uri, layerArg);
+  });
+}

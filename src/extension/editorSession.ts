@@ -1,0 +1,291 @@
+import * as vscode from 'vscode';
+import * as core from '../core/api';
+import type { FoldResult, Model } from '../core/api';
+import { formatError } from '../protocol/format';
+import type {
+  FoldPreview,
+  HostToWebview,
+  InitMessage,
+  VerificationState,
+  WebviewRequestReplies,
+  WebviewToHost,
+} from '../protocol/messages';
+import { isWebviewToHostEnvelope } from '../protocol/messages';
+import { Messenger } from '../protocol/messenger';
+import { CancelledError, logError, userMessage } from './errors';
+import type { ModelDocument } from './modelDocument';
+import { runWithProgress } from './progress';
+
+interface PendingPreview {
+  /** what the webview shows; `verification` is updated in place so a reloaded webview gets the latest */
+  readonly preview: FoldPreview;
+  /** the model the plan was made on: applying is refused once the document moved on */
+  readonly base: Model;
+  readonly result: FoldResult;
+  readonly abort: AbortController;
+}
+
+let nextPreviewId = 1;
+
+/**
+ * One webview panel showing a ModelDocument. Owns the message channel (ready handshake first: nothing is
+ * posted before the webview asked for `init`) and this editor's Fold BatchNorm preview.
+ */
+export class EditorSession implements vscode.Disposable {
+  private readonly messenger: Messenger<HostToWebview, WebviewToHost>;
+  private readonly disposables: vscode.Disposable[] = [];
+  /** the webview answered the handshake and has not been hidden (= destroyed) since */
+  private ready = false;
+  private pendingReveal: string | undefined;
+  private preview: PendingPreview | undefined;
+  private readonly _onDidBecomeReady = new vscode.EventEmitter<void>();
+  readonly onDidBecomeReady = this._onDidBecomeReady.event;
+  /** last layer selected in the webview */
+  selectedLayer: string | null = null;
+
+  constructor(
+    readonly document: ModelDocument,
+    readonly panel: vscode.WebviewPanel,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly fireEdit: (edit: vscode.CustomDocumentEditEvent<ModelDocument>) => void,
+  ) {
+    this.messenger = new Messenger<HostToWebview, WebviewToHost>(
+      (message) => {
+        try {
+          return this.panel.webview.postMessage(message);
+        } catch {
+          return false; // disposed
+        }
+      },
+      (body, messageId) => this.onMessage(body, messageId),
+    );
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((data: unknown) => {
+        if (isWebviewToHostEnvelope(data)) this.messenger.handle(data);
+        else this.log.warn(`Ignored a malformed message from the ${document.fileName} webview`);
+      }),
+      // without retainContextWhenHidden a hidden webview is destroyed; it handshakes again when shown
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.ready = false;
+      }),
+    );
+  }
+
+  get isReady(): boolean {
+    return this.ready && this.panel.visible;
+  }
+
+  /** Post an event; before the handshake only a reveal request is kept (init carries all other state). */
+  post(message: HostToWebview): void {
+    if (this.isReady) {
+      this.messenger.sendEvent(message);
+    } else if (message.type === 'revealLayer') {
+      this.pendingReveal = message.layer;
+    }
+  }
+
+  revealLayer(layer: string): void {
+    this.post({ type: 'revealLayer', layer });
+  }
+
+  private onMessage(body: WebviewToHost, messageId: number | undefined): void {
+    switch (body.type) {
+      case 'ready':
+        void this.onReady(messageId);
+        break;
+      case 'requestFoldPreview':
+        void this.replyTo<'requestFoldPreview'>(messageId, 'Fold BatchNorm', async () => ({
+          type: 'foldPreview',
+          preview: await this.startFoldPreview(),
+        }));
+        break;
+      case 'applyFold':
+        void this.replyTo<'applyFold'>(messageId, 'Fold BatchNorm', async () => this.applyFold(body.previewId));
+        break;
+      case 'cancelFold':
+        this.cancelFold(body.previewId, false);
+        break;
+      case 'layerSelected':
+        this.selectedLayer = body.layer;
+        break;
+      default: {
+        const unknown: never = body;
+        this.log.warn(`Unknown webview message ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+
+  private async replyTo<K extends 'requestFoldPreview' | 'applyFold'>(
+    messageId: number | undefined,
+    context: string,
+    work: () => Promise<WebviewRequestReplies[K]>,
+  ): Promise<void> {
+    let reply: WebviewRequestReplies[K] | { type: 'error'; message: string };
+    try {
+      reply = await work();
+    } catch (err) {
+      logError(this.log, context, err);
+      reply = { type: 'error', message: userMessage(err, context) };
+    }
+    if (messageId !== undefined) this.messenger.reply(messageId, reply);
+  }
+
+  private async onReady(messageId: number | undefined): Promise<void> {
+    this.ready = false;
+    let init: InitMessage;
+    // the model may change while the (possibly slow) first inspect runs: build until it is current
+    for (;;) {
+      const model = this.document.model;
+      init = await this.buildInit();
+      if (this.document.model === model) break;
+    }
+    if (messageId !== undefined) this.messenger.reply(messageId, init);
+    this.ready = true;
+    if (this.pendingReveal !== undefined) {
+      this.messenger.sendEvent({ type: 'revealLayer', layer: this.pendingReveal });
+      this.pendingReveal = undefined;
+    }
+    this._onDidBecomeReady.fire();
+  }
+
+  private async buildInit(): Promise<InitMessage> {
+    const foldPreview = this.preview?.preview ?? null;
+    try {
+      const document = (await this.document.view()) ?? null;
+      return {
+        type: 'init',
+        fileName: this.document.fileName,
+        document,
+        loadError: document ? null : (this.document.loadError ?? null),
+        foldPreview,
+      };
+    } catch (err) {
+      logError(this.log, `Inspecting ${this.document.fileName}`, err);
+      return {
+        type: 'init',
+        fileName: this.document.fileName,
+        document: null,
+        loadError: userMessage(err, `Cannot inspect ${this.document.fileName}`),
+        foldPreview: null,
+      };
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Fold BatchNorm: plan -> preview (+ verification running in the background) -> apply as an undoable edit
+
+  /** Plan the fold on the current model and start verifying it. Idempotent while a live preview exists. */
+  async startFoldPreview(): Promise<FoldPreview> {
+    const model = this.document.model;
+    if (!model) throw new core.ModelError(this.document.loadError ?? `${this.document.fileName} is not open.`);
+    const current = this.preview;
+    if (current && current.base === model) {
+      const s = current.preview.verification.state;
+      if (s === 'running' || s === 'done' || s === 'skipped') return current.preview;
+    }
+    if (current) this.dropPreview('cancelled', false);
+
+    const result = await runWithProgress(
+      { title: `Planning Fold BatchNorm on ${this.document.fileName}…`, location: 'window', cancellable: false },
+      async () => core.foldBatchNorm(model),
+    );
+    const n = result.plan.candidates.length;
+    const verification: VerificationState =
+      n > 0
+        ? { state: 'running' }
+        : { state: 'skipped', message: 'Nothing to fold: no BatchNorm layer can be folded into a neighbour.' };
+    const pending: PendingPreview = {
+      preview: { previewId: nextPreviewId++, plan: result.plan, size: result.size, verification },
+      base: model,
+      result,
+      abort: new AbortController(),
+    };
+    this.preview = pending;
+    this.log.info(`Fold BatchNorm on ${this.document.fileName}: ${n} foldable, ${result.plan.skipped.length} skipped`);
+    for (const c of result.plan.candidates) this.log.debug(`  fold ${c.batchnorm} -> ${c.into} (${c.into_op})`);
+    for (const s of result.plan.skipped) this.log.debug(`  skip ${s.layer}: ${s.reason}`);
+    if (n > 0) void this.verify(pending);
+    return pending.preview;
+  }
+
+  /** Run original and folded model on probe inputs (cancellable from the notification and the webview). */
+  private async verify(pending: PendingPreview): Promise<void> {
+    const n = pending.preview.plan.candidates.length;
+    let verification: VerificationState;
+    try {
+      const report = await runWithProgress(
+        {
+          title: `Verifying Fold BatchNorm (${n}) on ${this.document.fileName}…`,
+          location: 'notification',
+          cancellable: true,
+          signal: pending.abort.signal,
+        },
+        (signal) => core.verify(pending.base, pending.result.model, { signal }),
+      );
+      verification = { state: 'done', report };
+      this.log.info(
+        `Verified Fold BatchNorm (${n}) on ${this.document.fileName}: max abs error ${formatError(report.max_abs_error)}, ` +
+          `max rel error ${formatError(report.max_rel_error)}, ${report.samples} samples, ${report.engine}, seed ${report.seed}`,
+      );
+    } catch (err) {
+      if (err instanceof CancelledError || pending.abort.signal.aborted) {
+        verification = { state: 'cancelled' };
+        this.log.info(`Verification of Fold BatchNorm on ${this.document.fileName} cancelled`);
+      } else {
+        logError(this.log, `Verifying Fold BatchNorm on ${this.document.fileName}`, err);
+        verification = { state: 'failed', message: userMessage(err, 'Verification failed') };
+      }
+    }
+    pending.preview.verification = verification;
+    if (this.preview === pending) {
+      this.post({ type: 'foldVerification', previewId: pending.preview.previewId, verification });
+    }
+  }
+
+  private applyFold(previewId: number): WebviewRequestReplies['applyFold'] {
+    const pending = this.preview;
+    if (!pending || pending.preview.previewId !== previewId) {
+      throw new core.ModelError('This preview is no longer open; run Fold BatchNorm again.');
+    }
+    if (this.document.model !== pending.base) {
+      this.dropPreview('stale', true);
+      throw new core.ModelError('The model changed since this preview was made; run Fold BatchNorm again.');
+    }
+    const v = pending.preview.verification;
+    if (v.state === 'running') throw new core.ModelError('Verification is still running; apply once it has finished.');
+    if (v.state !== 'done') throw new core.ModelError('Only a verified rewrite can be applied.');
+    if (!this.document.editable) throw new core.ModelError(`${this.document.fileName} is read-only.`);
+    const label = `Fold BatchNorm (${pending.preview.plan.candidates.length})`;
+    this.preview = undefined; // before the edit, so the change listener does not report it as stale
+    this.fireEdit(this.document.makeEdit(label, pending.result.model));
+    this.log.info(`Applied ${label} to ${this.document.fileName}`);
+    return { type: 'foldApplied', previewId, label };
+  }
+
+  /** Cancel this editor's preview (from the webview's Cancel button, or the host). */
+  cancelFold(previewId: number | undefined, notify: boolean): void {
+    if (this.preview && (previewId === undefined || this.preview.preview.previewId === previewId)) {
+      this.dropPreview('cancelled', notify);
+    }
+  }
+
+  private dropPreview(reason: 'cancelled' | 'stale', notify: boolean): void {
+    const pending = this.preview;
+    if (!pending) return;
+    this.preview = undefined;
+    pending.abort.abort();
+    if (notify) this.post({ type: 'foldClosed', previewId: pending.preview.previewId, reason });
+  }
+
+  /** The document's model changed: a preview made on another model can no longer be applied. */
+  onModelChanged(): void {
+    if (this.preview && this.preview.base !== this.document.model) this.dropPreview('stale', true);
+  }
+
+  dispose(): void {
+    this.dropPreview('cancelled', false);
+    this.messenger.dispose();
+    this._onDidBecomeReady.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}

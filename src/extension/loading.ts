@@ -1,0 +1,40 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import * as core from '../core/api';
+import type { Model } from '../core/api';
+
+export function baseName(uri: vscode.Uri): string {
+  return path.posix.basename(uri.path);
+}
+
+/** Folder that relative paths inside the model (external data) resolve against. */
+export function baseDirOf(uri: vscode.Uri): string {
+  return uri.scheme === 'file' ? path.dirname(uri.fsPath) : path.posix.dirname(uri.path);
+}
+
+/**
+ * Load a model from any file system. Local (and remote-workspace) files go through the core's path loader,
+ * which reads external data lazily next to the file; other schemes are read whole through workspace.fs.
+ */
+export async function loadModelFromUri(uri: vscode.Uri): Promise<Model> {
+  if (uri.scheme === 'file') return core.loadModel(uri.fsPath);
+  const bytes = await vscode.workspace.fs.readFile(uri);
+  return core.loadModelBytes(bytes, baseDirOf(uri), baseName(uri));
+}
+
+/** Write a model to `uri`: atomically through the core on local files, through workspace.fs elsewhere. */
+export async function saveModelToUri(model: Model, uri: vscode.Uri): Promise<void> {
+  if (uri.scheme === 'file') {
+    await core.saveModel(model, uri.fsPath);
+  } else {
+    await vscode.workspace.fs.writeFile(uri, core.serialize(model));
+  }
+}
+
+export async function fileSize(uri: vscode.Uri): Promise<number | undefined> {
+  try {
+    return (await vscode.workspace.fs.stat(uri)).size;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,250 @@
+import * as vscode from 'vscode';
+import { ModelError } from '../core/api';
+import type { InspectReport, Severity } from '../core/types';
+import { EditorSession } from './editorSession';
+import { reportError } from './errors';
+import { baseName } from './loading';
+import { ModelDocument } from './modelDocument';
+import { localResourceRoots, webviewHtml } from './webviewHtml';
+
+const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
+  error: vscode.DiagnosticSeverity.Error,
+  warning: vscode.DiagnosticSeverity.Warning,
+  info: vscode.DiagnosticSeverity.Information,
+};
+
+/**
+ * The Model Surgeon custom editor. Documents wrap immutable core Models; every webview of a document is an
+ * EditorSession and gets the new report whenever the model changes (edit, undo, redo, revert).
+ */
+export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDocument>, vscode.Disposable {
+  static readonly viewType = 'modelSurgeon.modelEditor';
+
+  private readonly sessions = new Map<ModelDocument, Set<EditorSession>>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private lastActive: EditorSession | undefined;
+
+  private readonly _onDidChangeCustomDocument = new vscode.EventEmitter<
+    vscode.CustomDocumentEditEvent<ModelDocument>
+  >();
+  readonly onDidChangeCustomDocument = this._onDidChangeCustomDocument.event;
+
+  private readonly _onDidChangeDocumentModel = new vscode.EventEmitter<ModelDocument>();
+  /** an open document's model changed (the explorer shows the in-memory model of open documents) */
+  readonly onDidChangeDocumentModel = this._onDidChangeDocumentModel.event;
+
+  private readonly _onDidOpenSession = new vscode.EventEmitter<EditorSession>();
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly diagnostics: vscode.DiagnosticCollection,
+  ) {
+    this.disposables.push(this._onDidChangeCustomDocument, this._onDidChangeDocumentModel, this._onDidOpenSession);
+  }
+
+  static register(provider: ModelEditorProvider): vscode.Disposable {
+    return vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, provider, {
+      supportsMultipleEditorsPerDocument: true,
+      webviewOptions: { retainContextWhenHidden: false, enableFindWidget: true },
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // CustomEditorProvider
+
+  async openCustomDocument(
+    uri: vscode.Uri,
+    openContext: vscode.CustomDocumentOpenContext,
+    _token: vscode.CancellationToken,
+  ): Promise<ModelDocument> {
+    const document = await ModelDocument.create(uri, openContext, this.log);
+    const sub = document.onDidChangeModel(() => void this.onModelChanged(document));
+    const disposeSub = document.onDidDispose(() => {
+      sub.dispose();
+      disposeSub.dispose();
+      this.sessions.delete(document);
+      this.diagnostics.delete(uri);
+      this._onDidChangeDocumentModel.fire(document); // the explorer falls back to the file on disk
+    });
+    void this.publishDiagnostics(document);
+    return document;
+  }
+
+  async resolveCustomEditor(
+    document: ModelDocument,
+    panel: vscode.WebviewPanel,
+    _token: vscode.CancellationToken,
+  ): Promise<void> {
+    panel.webview.options = { enableScripts: true, localResourceRoots: localResourceRoots(this.extensionUri) };
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, document.fileName);
+
+    const session = new EditorSession(document, panel, this.log, (edit) => this._onDidChangeCustomDocument.fire(edit));
+    let set = this.sessions.get(document);
+    if (!set) this.sessions.set(document, (set = new Set()));
+    set.add(session);
+    if (panel.active) this.lastActive = session;
+
+    const viewState = panel.onDidChangeViewState(() => {
+      if (panel.active) this.lastActive = session;
+    });
+    panel.onDidDispose(() => {
+      viewState.dispose();
+      this.sessions.get(document)?.delete(session);
+      if (this.lastActive === session) this.lastActive = undefined;
+      session.dispose();
+    });
+    this._onDidOpenSession.fire(session);
+  }
+
+  saveCustomDocument(document: ModelDocument, cancellation: vscode.CancellationToken): Thenable<void> {
+    return document.save(cancellation);
+  }
+
+  saveCustomDocumentAs(
+    document: ModelDocument,
+    destination: vscode.Uri,
+    cancellation: vscode.CancellationToken,
+  ): Thenable<void> {
+    return document.saveAs(destination, cancellation);
+  }
+
+  revertCustomDocument(document: ModelDocument, cancellation: vscode.CancellationToken): Thenable<void> {
+    return document.revert(cancellation);
+  }
+
+  backupCustomDocument(
+    document: ModelDocument,
+    context: vscode.CustomDocumentBackupContext,
+    cancellation: vscode.CancellationToken,
+  ): Thenable<vscode.CustomDocumentBackup> {
+    return document.backup(context.destination, cancellation);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // model changes -> every webview of the document, the Problems panel, the explorer
+
+  private async onModelChanged(document: ModelDocument): Promise<void> {
+    const sessions = [...(this.sessions.get(document) ?? [])];
+    for (const s of sessions) s.onModelChanged();
+    this._onDidChangeDocumentModel.fire(document);
+    const model = document.model;
+    if (!model) {
+      this.diagnostics.delete(document.uri);
+      const message = document.loadError ?? `Cannot open ${document.fileName}`;
+      for (const s of sessions) s.post({ type: 'loadError', fileName: document.fileName, message });
+      return;
+    }
+    try {
+      const view = await document.view(model);
+      if (!view || document.model !== model) return; // superseded by a later change
+      for (const s of this.sessions.get(document) ?? []) s.post({ type: 'documentChanged', document: view });
+      this.setDiagnostics(document.uri, view.report);
+    } catch (err) {
+      reportError(this.log, `Inspecting ${document.fileName}`, err);
+    }
+  }
+
+  private async publishDiagnostics(document: ModelDocument): Promise<void> {
+    const model = document.model;
+    if (!model) return;
+    try {
+      const view = await document.view(model);
+      if (view && document.model === model) this.setDiagnostics(document.uri, view.report);
+    } catch {
+      // reported when the webview asks for the same report
+    }
+  }
+
+  private setDiagnostics(uri: vscode.Uri, report: InspectReport): void {
+    const range = new vscode.Range(0, 0, 0, 0);
+    this.diagnostics.set(
+      uri,
+      report.findings.map((f) => {
+        const layers = f.layers.length ? ` [${f.layers.slice(0, 5).join(', ')}${f.layers.length > 5 ? ', …' : ''}]` : '';
+        const d = new vscode.Diagnostic(range, `${f.message}${layers}`, SEVERITY[f.severity]);
+        d.source = 'Model Surgeon';
+        d.code = f.code;
+        return d;
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // lookups used by commands and the explorer
+
+  /** The focused Model Surgeon editor, if any. */
+  activeSession(): EditorSession | undefined {
+    for (const set of this.sessions.values()) {
+      for (const s of set) if (s.panel.active) return s;
+    }
+    return undefined;
+  }
+
+  /** The active editor, else the most recently focused one still open. */
+  activeOrLastSession(): EditorSession | undefined {
+    return this.activeSession() ?? this.lastActive;
+  }
+
+  documentFor(uri: vscode.Uri): ModelDocument | undefined {
+    const key = uri.toString();
+    for (const doc of this.sessions.keys()) if (doc.uri.toString() === key) return doc;
+    return undefined;
+  }
+
+  /** Best editor for a file: the active one, then a visible one, then any. */
+  sessionFor(uri: vscode.Uri): EditorSession | undefined {
+    const doc = this.documentFor(uri);
+    const set = doc ? [...(this.sessions.get(doc) ?? [])] : [];
+    return set.find((s) => s.panel.active) ?? set.find((s) => s.panel.visible) ?? set[0];
+  }
+
+  /** Show `uri` in a Model Surgeon editor (opening one if needed) and return its session. */
+  async showEditor(uri: vscode.Uri): Promise<EditorSession> {
+    const existing = this.sessionFor(uri);
+    if (existing) {
+      existing.panel.reveal(existing.panel.viewColumn, false);
+      return existing;
+    }
+    const waiter = this.waitForSession(uri, 60_000);
+    try {
+      await vscode.commands.executeCommand('vscode.openWith', uri, ModelEditorProvider.viewType);
+      return this.sessionFor(uri) ?? (await waiter.session);
+    } finally {
+      waiter.dispose();
+    }
+  }
+
+  private waitForSession(uri: vscode.Uri, timeoutMs: number): { session: Promise<EditorSession>; dispose(): void } {
+    const key = uri.toString();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let sub: vscode.Disposable | undefined;
+    const dispose = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      sub?.dispose();
+    };
+    const session = new Promise<EditorSession>((resolve, reject) => {
+      timer = setTimeout(() => {
+        dispose();
+        reject(new ModelError(`Could not open ${baseName(uri)} in Model Surgeon.`));
+      }, timeoutMs);
+      sub = this._onDidOpenSession.event((s) => {
+        if (s.document.uri.toString() !== key) return;
+        dispose();
+        resolve(s);
+      });
+    });
+    session.catch(() => undefined); // observed by the caller when it awaits; never unhandled
+    return { session, dispose };
+  }
+
+  /** Scroll to and select a layer in the file's editor, opening the editor if needed. */
+  async revealLayer(uri: vscode.Uri, layer: string): Promise<void> {
+    const session = await this.showEditor(uri);
+    session.revealLayer(layer);
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}

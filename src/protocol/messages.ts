@@ -1,0 +1,202 @@
+/**
+ * The one protocol between the extension host and the Model Surgeon webview.
+ *
+ * Rules: no `vscode`, no DOM imports (this folder type-checks under both the host and the webview tsconfig);
+ * every message is a member of a discriminated union on `type`; the webview only ever receives summaries
+ * (InspectReport, FoldPlan, VerifyReport, SizeDelta) — never tensors.
+ *
+ * Wire format: `Envelope<Body>` = `{ messageId?, inReplyTo?, body }`. A request carries a `messageId`; its reply
+ * carries `inReplyTo` = that id. Events carry neither requirement (they may carry a messageId for tracing).
+ */
+import type { FoldPlan, InspectReport, SizeDelta, VerifyReport } from '../core/types';
+
+export interface Envelope<T> {
+  messageId?: number;
+  inReplyTo?: number;
+  body: T;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared payloads
+
+/** What the editor shows for a successfully loaded model. */
+export interface DocumentView {
+  /** base name of the file, for titles */
+  fileName: string;
+  report: InspectReport;
+  /** the current Fold BatchNorm plan (cheap; drives the "Fold BatchNorm (N foldable)" button) */
+  foldPlan: FoldPlan;
+  /** false when the document cannot be edited (e.g. read-only file system) */
+  editable: boolean;
+}
+
+export type VerificationState =
+  | { state: 'running' }
+  | { state: 'done'; report: VerifyReport }
+  | { state: 'failed'; message: string }
+  | { state: 'cancelled' }
+  /** nothing to verify: the plan has no candidates */
+  | { state: 'skipped'; message: string };
+
+/** A fold preview: what would fold, the size change, and (once it ran) the verification. */
+export interface FoldPreview {
+  previewId: number;
+  plan: FoldPlan;
+  size: SizeDelta;
+  verification: VerificationState;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Host -> webview
+
+/** Reply to `ready`: everything the webview needs to render from scratch (also after it was reloaded). */
+export interface InitMessage {
+  type: 'init';
+  /** base name of the file (also when it could not be opened) */
+  fileName: string;
+  document: DocumentView | null;
+  /** set when the file could not be opened; one clear line, never a stack trace */
+  loadError: string | null;
+  /** the fold preview that was open in this editor before the webview was reloaded */
+  foldPreview: FoldPreview | null;
+}
+
+/** The document's model changed (edit, undo, redo, revert, another editor applied a rewrite). */
+export interface DocumentChangedMessage {
+  type: 'documentChanged';
+  document: DocumentView;
+}
+
+/** The document could not be (re)loaded, e.g. revert found a broken file. */
+export interface LoadErrorMessage {
+  type: 'loadError';
+  fileName: string;
+  message: string;
+}
+
+/** Scroll to and select a layer row. */
+export interface RevealLayerMessage {
+  type: 'revealLayer';
+  layer: string;
+}
+
+/** Show a fold preview (reply to `requestFoldPreview`, or an event when the command started it). */
+export interface FoldPreviewMessage {
+  type: 'foldPreview';
+  preview: FoldPreview;
+}
+
+/** The verification of a preview progressed. */
+export interface FoldVerificationMessage {
+  type: 'foldVerification';
+  previewId: number;
+  verification: VerificationState;
+}
+
+/** The host dropped a preview (applied, cancelled from the host, or made stale by a model change). */
+export interface FoldClosedMessage {
+  type: 'foldClosed';
+  previewId: number;
+  reason: 'applied' | 'cancelled' | 'stale';
+}
+
+/** Reply to `applyFold` when the edit was made. */
+export interface FoldAppliedMessage {
+  type: 'foldApplied';
+  previewId: number;
+  label: string;
+}
+
+/** Reply to a request that failed; `message` is one clear line. */
+export interface ErrorReplyMessage {
+  type: 'error';
+  message: string;
+}
+
+export type HostToWebview =
+  | InitMessage
+  | DocumentChangedMessage
+  | LoadErrorMessage
+  | RevealLayerMessage
+  | FoldPreviewMessage
+  | FoldVerificationMessage
+  | FoldClosedMessage
+  | FoldAppliedMessage
+  | ErrorReplyMessage;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Webview -> host
+
+/** Request: the webview's script runs and can receive messages. Reply: `init`. */
+export interface ReadyRequest {
+  type: 'ready';
+}
+
+/** Request: plan Fold BatchNorm and start verifying it. Reply: `foldPreview` or `error`. */
+export interface RequestFoldPreview {
+  type: 'requestFoldPreview';
+}
+
+/** Request: apply a verified preview as an undoable edit. Reply: `foldApplied` or `error`. */
+export interface ApplyFoldRequest {
+  type: 'applyFold';
+  previewId: number;
+}
+
+/** Event: the user closed the preview (cancels a running verification). */
+export interface CancelFoldEvent {
+  type: 'cancelFold';
+  previewId: number;
+}
+
+/** Event: the selected layer changed (the host uses it as the default for commands). */
+export interface LayerSelectedEvent {
+  type: 'layerSelected';
+  layer: string | null;
+}
+
+export type WebviewToHost = ReadyRequest | RequestFoldPreview | ApplyFoldRequest | CancelFoldEvent | LayerSelectedEvent;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request/reply typing
+
+/** For each webview->host request: the replies the host may send. */
+export interface WebviewRequestReplies {
+  ready: InitMessage;
+  requestFoldPreview: FoldPreviewMessage | ErrorReplyMessage;
+  applyFold: FoldAppliedMessage | ErrorReplyMessage;
+}
+
+export type WebviewRequest = Extract<WebviewToHost, { type: keyof WebviewRequestReplies }>;
+export type WebviewEvent = Exclude<WebviewToHost, WebviewRequest>;
+export type ReplyTo<R extends WebviewRequest> = WebviewRequestReplies[R['type']];
+
+const HOST_TO_WEBVIEW_TYPES: ReadonlySet<string> = new Set<HostToWebview['type']>([
+  'init', 'documentChanged', 'loadError', 'revealLayer', 'foldPreview', 'foldVerification', 'foldClosed',
+  'foldApplied', 'error',
+]);
+const WEBVIEW_TO_HOST_TYPES: ReadonlySet<string> = new Set<WebviewToHost['type']>([
+  'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'layerSelected',
+]);
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null;
+}
+
+function isEnvelopeOf(x: unknown, types: ReadonlySet<string>): boolean {
+  if (!isRecord(x)) return false;
+  if (x.messageId !== undefined && typeof x.messageId !== 'number') return false;
+  if (x.inReplyTo !== undefined && typeof x.inReplyTo !== 'number') return false;
+  const body = x.body;
+  return isRecord(body) && typeof body.type === 'string' && types.has(body.type);
+}
+
+/** Structural check of a message received by the webview (postMessage data is untyped). */
+export function isHostToWebviewEnvelope(x: unknown): x is Envelope<HostToWebview> {
+  return isEnvelopeOf(x, HOST_TO_WEBVIEW_TYPES);
+}
+
+/** Structural check of a message received by the host. */
+export function isWebviewToHostEnvelope(x: unknown): x is Envelope<WebviewToHost> {
+  return isEnvelopeOf(x, WEBVIEW_TO_HOST_TYPES);
+}
