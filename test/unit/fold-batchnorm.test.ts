@@ -12,6 +12,7 @@ import { foldBatchNorm, loadModel, planFoldBatchNorm, saveModel, serialize, veri
 import { OnnxModel } from '../../src/core/formats/onnx/model';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { runWithOrt, loadDataSet } from '../helpers/ort';
+import { batchNormAffine } from '../../src/core/rewrites/batchnorm-math';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'onnx-fold');
 const cases = JSON.parse(readFileSync(path.join(FIXTURES, 'cases.json'), 'utf8')) as Record<string, { batchnorm_nodes: number; foldable: number; skip: number }>;
@@ -158,6 +159,29 @@ describe('saving is atomic', () => {
       assert.deepEqual(readdirSync(dir), ['m.onnx'], 'no temp files');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BatchNorm arithmetic vs ONNX backend test data', () => {
+  it('x * scale + shift reproduces the expected BatchNormalization outputs', async () => {
+    const root = path.join(__dirname, '..', '..', '.cache', 'onnx-testdata', 'node');
+    assert.ok(existsSync(root), 'ONNX test data missing: run bash test/setup/onnx-testdata.sh');
+    for (const name of ['test_batchnorm_example', 'test_batchnorm_epsilon']) {
+      const model = (await loadModel(path.join(root, name, 'model.onnx'))) as OnnxModel;
+      const bn = model.graph.node[0];
+      const eps = bn.attribute.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+      const { inputs, outputs } = loadDataSet(path.join(root, name, 'test_data_set_0'));
+      const [x, gamma, beta, mean, variance] = inputs.map((t) => Float32Array.from(t.values));
+      const affine = batchNormAffine(gamma, beta, mean, variance, eps);
+      const [n, c] = inputs[0].dims;
+      const inner = x.length / (n * c);
+      const y = new Float64Array(x.length);
+      for (let i = 0; i < x.length; i++) {
+        const ch = Math.floor(i / inner) % c;
+        y[i] = x[i] * affine.scale[ch] + affine.shift[ch];
+      }
+      assertClose(y, outputs[0].values, 1e-5, name);
     }
   });
 });
