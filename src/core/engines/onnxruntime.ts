@@ -5,6 +5,7 @@
 import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError } from '../errors';
 import { Rng } from '../util/random';
+import { float16ToFloat32, float32ToFloat16 } from '../formats/onnx/tensor';
 import type { OutputError, ValueSummary, VerifyOptions, VerifyReport } from '../types';
 
 type Ort = typeof OrtTypes;
@@ -48,20 +49,6 @@ export function concreteShape(input: ValueSummary, dims: Record<string, number> 
   return (input.shape ?? []).map((d) => (typeof d === 'number' ? (d < 0 ? 1 : d) : d !== null && d in dims ? dims[d] : 1));
 }
 
-function float32ToFloat16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = ((x >>> 23) & 0xff) - 127 + 15;
-  const mant = x & 0x7fffff;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7c00;
-  const r = mant >>> 13;
-  let h = sign | (exp << 10) | r;
-  if ((mant & 0x1fff) > 0x1000 || ((mant & 0x1fff) === 0x1000 && (r & 1))) h++;
-  return h;
-}
-
 /** Seeded probe tensor for one input: floats ~ N(0,1), integers in [0, 10), bools 50/50. */
 export function probeTensor(ort: Ort, input: ValueSummary, shape: number[], rng: Rng): OrtTypes.Tensor {
   const type = ORT_TYPES[input.dtype];
@@ -80,7 +67,7 @@ export function probeTensor(ort: Ort, input: ValueSummary, shape: number[], rng:
     }
     case 'float16': {
       const a = new Uint16Array(n);
-      for (let i = 0; i < n; i++) a[i] = float32ToFloat16Bits(rng.normal());
+      for (let i = 0; i < n; i++) a[i] = float32ToFloat16(rng.normal());
       return new ort.Tensor('float16', a, shape);
     }
     case 'int64': {
@@ -109,18 +96,9 @@ export function probeTensor(ort: Ort, input: ValueSummary, shape: number[], rng:
 function asNumbers(t: OrtTypes.Tensor): ArrayLike<number> {
   const d = t.data;
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Array.from(d, Number);
-  if (t.type === 'float16' && d instanceof Uint16Array) return Array.from(d, float16ToNumber);
+  if (t.type === 'float16' && d instanceof Uint16Array) return Array.from(d, float16ToFloat32);
   if (Array.isArray(d)) return d.map(Number);
   return d as ArrayLike<number>;
-}
-
-function float16ToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 export async function createSession(ort: Ort, bytes: Uint8Array, what: string): Promise<OrtTypes.InferenceSession> {
