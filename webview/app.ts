@@ -1,6 +1,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { LayerReport } from '../src/core/types';
 import type {
+  DocumentChange,
   DocumentView,
   FoldPreview,
   HostToWebview,
@@ -10,6 +11,7 @@ import type {
 } from '../src/protocol/messages';
 import type { Messenger } from '../src/protocol/messenger';
 import { renderDetail } from './detail';
+import { DimsControl } from './dims';
 import { clear, h, setDisabled } from './dom';
 import { FoldPanel } from './fold';
 import { COLUMN_KEYS, LayerTable, type SortState } from './table';
@@ -39,6 +41,7 @@ interface Shell {
   title: HTMLElement;
   foldButton: HTMLElementTagNameMap['vscode-button'];
   summary: HTMLElement;
+  dims: DimsControl;
   foldHost: HTMLElement;
   findings: HTMLElement;
   detail: HTMLElement;
@@ -51,6 +54,8 @@ export class App {
   private shell: Shell | null = null;
   private fold: FoldPanel | null = null;
   private requestingFold = false;
+  /** what the status line shows: the "Applied … Use Undo" banner is tied to the edit and goes with it */
+  private statusKind: 'applied' | 'other' | null = null;
 
   constructor(
     private readonly root: HTMLElement,
@@ -80,6 +85,7 @@ export class App {
         break;
       case 'documentChanged':
         this.showDocument(msg.document);
+        this.onDocumentChange(msg.change);
         break;
       case 'loadError':
         this.showError(msg.fileName, msg.message);
@@ -97,9 +103,13 @@ export class App {
         if (this.fold?.preview.previewId === msg.previewId) {
           this.closeFold();
           if (msg.reason === 'stale') this.setStatus('The model changed, so the Fold BatchNorm preview was closed.');
+          if (msg.reason === 'dims') {
+            this.setStatus('The input dimensions changed, so the Fold BatchNorm preview was closed; run it again to verify at the new size.');
+          }
         }
         break;
       case 'foldApplied':
+      case 'inputDimsSet':
       case 'error':
         // replies; handled where the request was made
         break;
@@ -117,7 +127,7 @@ export class App {
     const foldButton = h('vscode-button', { testid: 'fold-button', attrs: { 'aria-label': 'Fold BatchNorm' } }, 'Fold BatchNorm');
     foldButton.addEventListener('click', () => void this.requestFold());
     const title = h('h1', { class: 'title' });
-    const status = h('div', { class: 'status', attrs: { role: 'status', 'aria-live': 'polite' } });
+    const status = h('div', { class: 'status', testid: 'status', attrs: { role: 'status', 'aria-live': 'polite' } });
     const detail = h('aside', { class: 'detail', attrs: { 'aria-label': 'Selected layer', 'aria-live': 'polite' } });
     const table = new LayerTable(this.state.sort, {
       onSelect: (layer) => this.onSelect(layer),
@@ -127,17 +137,26 @@ export class App {
       },
     });
     const summary = h('div');
+    const dims = new DimsControl(async (values) => {
+      try {
+        const reply = await this.request({ type: 'setInputDims', dims: values });
+        return reply.type === 'error' ? reply.message : null;
+      } catch (err) {
+        return err instanceof Error ? err.message : String(err);
+      }
+    });
     const foldHost = h('div');
     const findings = h('div');
     this.root.append(
       h('header', { class: 'toolbar' }, title, h('div', { class: 'toolbar-actions' }, foldButton)),
       summary,
+      dims.element,
       foldHost,
       findings,
       status,
       h('div', { class: 'split' }, h('div', { class: 'table-wrap' }, table.element), detail),
     );
-    return { title, foldButton, summary, foldHost, findings, detail, status, table };
+    return { title, foldButton, summary, dims, foldHost, findings, detail, status, table };
   }
 
   private showDocument(doc: DocumentView): void {
@@ -155,7 +174,8 @@ export class App {
       : n === 0 && foldPlan.skipped.length === 0
         ? 'This model has no BatchNorm layers'
         : 'Preview and verify folding BatchNorm into neighbouring layers';
-    s.summary.replaceChildren(renderSummary(report));
+    s.summary.replaceChildren(renderSummary(doc));
+    s.dims.update(doc);
     s.findings.replaceChildren(renderFindings(report.findings, (name) => this.revealLayer(name)));
     s.table.setLayers(report.layers);
     const selected = this.state.selected;
@@ -172,6 +192,7 @@ export class App {
     this.doc = null;
     this.shell = null;
     this.fold = null;
+    this.statusKind = null;
     this.root.replaceChildren(renderError(fileName, message));
   }
 
@@ -205,8 +226,32 @@ export class App {
     }
   }
 
-  private setStatus(text: string): void {
-    if (this.shell) this.shell.status.textContent = text;
+  private setStatus(text: string, kind: 'applied' | 'other' = 'other'): void {
+    if (!this.shell) return;
+    this.shell.status.textContent = text;
+    this.statusKind = text ? kind : null;
+  }
+
+  /**
+   * Keep the status line true: "Applied X. Use Undo…" holds only while that edit is the current, unsaved
+   * state, so undo, revert, a reload from disk and save take it away; redo brings it back.
+   */
+  private onDocumentChange(change: DocumentChange): void {
+    switch (change.reason) {
+      case 'edit':
+      case 'redo':
+        if (change.label) this.setStatus(appliedText(change.label), 'applied');
+        break;
+      case 'undo':
+      case 'revert':
+      case 'reload':
+      case 'save':
+        if (this.statusKind === 'applied') this.setStatus('');
+        break;
+      case 'dims':
+      case 'disk':
+        break;
+    }
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -259,7 +304,7 @@ export class App {
         return;
       }
       if (this.fold === panel) this.closeFold();
-      this.setStatus(`Applied ${reply.label}. Use Undo to go back; save to write the file.`);
+      this.setStatus(appliedText(reply.label), 'applied');
       this.shell?.foldButton.focus();
     } catch (err) {
       panel.showError(err instanceof Error ? err.message : String(err));
@@ -272,4 +317,8 @@ export class App {
     this.fold = null;
     this.shell?.foldHost.replaceChildren();
   }
+}
+
+function appliedText(label: string): string {
+  return `Applied ${label}. Use Undo to go back; save to write the file.`;
 }

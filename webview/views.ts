@@ -1,29 +1,76 @@
 import type { Finding, InspectReport } from '../src/core/types';
 import { formatBytes, formatCompact, formatInt, formatShape } from '../src/protocol/format';
+import type { DocumentView, FileState } from '../src/protocol/messages';
 import { h } from './dom';
 
-/** Model summary: format, IR version, opsets, producer, params, MACs, file size, weight bytes. */
-export function renderSummary(report: InspectReport): HTMLElement {
+/** "x 1×3×48×192, y 1×10" */
+export function formatInputShapes(doc: DocumentView): string {
+  return doc.inputShapes.map((i) => `${i.name} ${formatShape(i.shape)}`).join(', ');
+}
+
+/** The file on disk: its size; "not saved" when there is no file; marked when the editor has unsaved changes. */
+function fileSizeItem(file: FileState): SummaryItem {
+  if (file.bytes === null) return { label: 'File size', value: 'not saved', testid: 'file-size' };
+  const size = formatBytes(file.bytes);
+  return file.saved
+    ? { label: 'File size', value: size, testid: 'file-size' }
+    : {
+        label: 'File size',
+        value: `${size} on disk`,
+        title: `${size} on disk; this editor has unsaved changes (save to write them)`,
+        testid: 'file-size',
+      };
+}
+
+interface SummaryItem {
+  label: string;
+  value: string;
+  title?: string;
+  testid?: string;
+}
+
+/**
+ * Model summary: format, IR version, opsets, producer, params, MACs, file size on disk, weight bytes, inputs,
+ * outputs — and, for inputs with symbolic dims, the concrete input shape the shapes and MACs are for.
+ */
+export function renderSummary(doc: DocumentView): HTMLElement {
+  const report = doc.report;
   const m = report.model;
   const producer = [m.producer, m.producer_version].filter((s) => s).join(' ') || '—';
   const opsets = m.opsets.length ? m.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ') : '—';
   const io = (values: InspectReport['model']['inputs']) =>
     values.map((v) => `${v.name} ${formatShape(v.shape)} ${v.dtype}`).join(', ') || '—';
-  const items: [string, string][] = [
-    ['Format', report.format],
-    ['IR version', m.ir_version === null ? '—' : String(m.ir_version)],
-    ['Opsets', opsets],
-    ['Producer', producer],
-    ['Params', formatInt(report.totals.params)],
-    ['MACs', formatCompact(report.totals.macs)],
-    ['Layers', formatInt(report.totals.layers)],
-    ['File size', m.file_bytes === null ? 'not saved' : formatBytes(m.file_bytes)],
-    ['Weight bytes', formatBytes(m.weight_bytes)],
-    ['Inputs', io(m.inputs)],
-    ['Outputs', io(m.outputs)],
+  const symbolic = doc.inputDims.length > 0;
+  const items: SummaryItem[] = [
+    { label: 'Format', value: report.format },
+    { label: 'IR version', value: m.ir_version === null ? '—' : String(m.ir_version) },
+    { label: 'Opsets', value: opsets },
+    { label: 'Producer', value: producer },
+    { label: 'Params', value: formatInt(report.totals.params) },
+    {
+      label: 'MACs',
+      value: formatCompact(report.totals.macs),
+      ...(symbolic ? { title: `for input ${formatInputShapes(doc)}` } : {}),
+    },
+    { label: 'Layers', value: formatInt(report.totals.layers) },
+    fileSizeItem(doc.file),
+    { label: 'Weight bytes', value: formatBytes(m.weight_bytes) },
+    { label: 'Inputs', value: io(m.inputs) },
+    { label: 'Outputs', value: io(m.outputs) },
   ];
+  if (symbolic) {
+    const shapes = formatInputShapes(doc);
+    items.push({
+      label: 'Shapes for input',
+      value: shapes,
+      title: `Output shapes and MACs are computed for input ${shapes} (set the symbolic dims under Input dimensions)`,
+      testid: 'analysed-input',
+    });
+  }
   const dl = h('dl', { class: 'summary-grid' });
-  for (const [k, v] of items) dl.append(h('div', null, h('dt', null, k), h('dd', { title: v }, v)));
+  for (const it of items) {
+    dl.append(h('div', null, h('dt', null, it.label), h('dd', { title: it.title ?? it.value, ...(it.testid ? { testid: it.testid } : {}) }, it.value)));
+  }
   return h('section', { class: 'summary', testid: 'summary', attrs: { 'aria-label': 'Model summary' } }, dl);
 }
 

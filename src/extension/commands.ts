@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { ModelError } from '../core/api';
 import { formatShape } from '../protocol/format';
 import { layerStatsLine } from '../protocol/layers';
-import type { EditorSession } from './editorSession';
+import type { EditorSession, FoldCommandResult } from './editorSession';
 import { reportError } from './errors';
 import { MODEL_EXCLUDE, MODEL_GLOB, type ModelExplorer } from './explorer';
 import { ModelEditorProvider } from './modelEditorProvider';
@@ -12,6 +12,10 @@ const MODEL_EXTENSIONS = ['onnx'];
 function isModelUri(uri: vscode.Uri): boolean {
   const ext = uri.path.split('.').pop()?.toLowerCase();
   return ext !== undefined && MODEL_EXTENSIONS.includes(ext);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null;
 }
 
 /** A Uri from a command argument: a Uri (explorer/editor menus), a tree node with `uri`, or a string. */
@@ -56,13 +60,15 @@ export function registerCommands(
   explorer: ModelExplorer,
   log: vscode.LogOutputChannel,
 ): void {
-  const register = (id: string, title: string, run: (...args: unknown[]) => Promise<void> | void): void => {
+  /** A command whose failures are logged and shown as one clear message; it then returns undefined. */
+  const register = <T>(id: string, title: string, run: (...args: unknown[]) => Promise<T> | T): void => {
     context.subscriptions.push(
-      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+      vscode.commands.registerCommand(id, async (...args: unknown[]): Promise<T | undefined> => {
         try {
-          await run(...args);
+          return await run(...args);
         } catch (err) {
           reportError(log, title, err);
+          return undefined;
         }
       }),
     );
@@ -84,11 +90,23 @@ export function registerCommands(
     await vscode.commands.executeCommand('vscode.openWith', uri, ModelEditorProvider.viewType);
   });
 
-  register('modelSurgeon.foldBatchNorm', 'Fold BatchNorm', async (arg) => {
-    const session = await targetSession(arg, 'Fold BatchNorm');
-    if (!session) return;
-    const preview = await session.startFoldPreview();
-    session.post({ type: 'foldPreview', preview });
+  /**
+   * modelSurgeon.foldBatchNorm(target?, { preview? }): by default opens the verified preview in the editor.
+   * With `preview: false` (key bindings, scripts) it folds, verifies and applies the result as an undoable edit
+   * when it is within tolerance, and returns { folded, skipped, max_abs_error, max_rel_error }; on any failure
+   * it shows one error, changes nothing and returns undefined.
+   */
+  register('modelSurgeon.foldBatchNorm', 'Fold BatchNorm', async (arg, options): Promise<FoldCommandResult | undefined> => {
+    // a key binding's "args" arrive as the only argument: { "preview": false }
+    const optionsOnly = options === undefined && isRecord(arg) && !(arg instanceof vscode.Uri) && 'preview' in arg && !('uri' in arg);
+    const target = optionsOnly ? undefined : arg;
+    const opts = optionsOnly ? arg : options;
+    const preview = !(isRecord(opts) && opts.preview === false);
+    const session = await targetSession(target, 'Fold BatchNorm');
+    if (!session) return undefined;
+    if (!preview) return session.foldAndApply();
+    session.post({ type: 'foldPreview', preview: await session.startFoldPreview() });
+    return undefined;
   });
 
   register('modelSurgeon.showLayerStatistics', 'Show Layer Statistics', async (arg) => {

@@ -1,8 +1,11 @@
 import * as vscode from 'vscode';
 import * as core from '../core/api';
 import type { FoldResult, Model } from '../core/api';
+import { withinTolerance } from '../core/engines/onnxruntime';
+import type { VerifyReport } from '../core/types';
 import { formatError } from '../protocol/format';
 import type {
+  DocumentChange,
   FoldPreview,
   HostToWebview,
   InitMessage,
@@ -16,11 +19,27 @@ import { CancelledError, logError, userMessage } from './errors';
 import type { ModelDocument } from './modelDocument';
 import { runWithProgress } from './progress';
 
+/** Relative tolerance of a scripted fold: every output within 1e-6 + FOLD_RTOL x its largest |value|. */
+export const FOLD_RTOL = 1e-4;
+
+/** Verifications that end sooner only show the status-bar spinner (see ProgressOptions.notifyAfterMs). */
+const NOTIFY_AFTER_MS = 1000;
+
+/** What `modelSurgeon.foldBatchNorm` with `{ preview: false }` returns to its caller. */
+export interface FoldCommandResult {
+  folded: number;
+  skipped: number;
+  max_abs_error: number;
+  max_rel_error: number;
+}
+
 interface PendingPreview {
   /** what the webview shows; `verification` is updated in place so a reloaded webview gets the latest */
   readonly preview: FoldPreview;
   /** the model the plan was made on: applying is refused once the document moved on */
   readonly base: Model;
+  /** the input dims the verification runs with */
+  readonly dims: Record<string, number>;
   readonly result: FoldResult;
   readonly abort: AbortController;
 }
@@ -108,6 +127,12 @@ export class EditorSession implements vscode.Disposable {
       case 'layerSelected':
         this.selectedLayer = body.layer;
         break;
+      case 'setInputDims':
+        void this.replyTo<'setInputDims'>(messageId, 'Input dimensions', async () => {
+          await this.document.setDims(body.dims);
+          return { type: 'inputDimsSet' };
+        });
+        break;
       default: {
         const unknown: never = body;
         this.log.warn(`Unknown webview message ${JSON.stringify(unknown)}`);
@@ -115,7 +140,7 @@ export class EditorSession implements vscode.Disposable {
     }
   }
 
-  private async replyTo<K extends 'requestFoldPreview' | 'applyFold'>(
+  private async replyTo<K extends keyof WebviewRequestReplies>(
     messageId: number | undefined,
     context: string,
     work: () => Promise<WebviewRequestReplies[K]>,
@@ -133,11 +158,11 @@ export class EditorSession implements vscode.Disposable {
   private async onReady(messageId: number | undefined): Promise<void> {
     this.ready = false;
     let init: InitMessage;
-    // the model may change while the (possibly slow) first inspect runs: build until it is current
+    // the document may change while the (possibly slow) first inspect runs: build until it is current
     for (;;) {
-      const model = this.document.model;
+      const version = this.document.version;
       init = await this.buildInit();
-      if (this.document.model === model) break;
+      if (this.document.version === version) break;
     }
     if (messageId !== undefined) this.messenger.reply(messageId, init);
     this.ready = true;
@@ -176,6 +201,7 @@ export class EditorSession implements vscode.Disposable {
 
   /** Plan the fold on the current model and start verifying it. Idempotent while a live preview exists. */
   async startFoldPreview(): Promise<FoldPreview> {
+    await this.document.whenIdle();
     const model = this.document.model;
     if (!model) throw new core.ModelError(this.document.loadError ?? `${this.document.fileName} is not open.`);
     const current = this.preview;
@@ -197,6 +223,7 @@ export class EditorSession implements vscode.Disposable {
     const pending: PendingPreview = {
       preview: { previewId: nextPreviewId++, plan: result.plan, size: result.size, verification },
       base: model,
+      dims: this.document.dims,
       result,
       abort: new AbortController(),
     };
@@ -218,9 +245,10 @@ export class EditorSession implements vscode.Disposable {
           title: `Verifying Fold BatchNorm (${n}) on ${this.document.fileName}…`,
           location: 'notification',
           cancellable: true,
+          notifyAfterMs: NOTIFY_AFTER_MS,
           signal: pending.abort.signal,
         },
-        (signal) => core.verify(pending.base, pending.result.model, { signal }),
+        (signal) => core.verify(pending.base, pending.result.model, { dims: pending.dims, signal }),
       );
       verification = { state: 'done', report };
       this.log.info(
@@ -240,6 +268,52 @@ export class EditorSession implements vscode.Disposable {
     if (this.preview === pending) {
       this.post({ type: 'foldVerification', previewId: pending.preview.previewId, verification });
     }
+  }
+
+  /**
+   * Fold, verify (cancellable notification) and apply as one undoable edit when every output is within
+   * FOLD_RTOL; otherwise throw a ModelError and change nothing. For `modelSurgeon.foldBatchNorm` with
+   * `{ preview: false }` (key bindings, scripts, tests).
+   */
+  async foldAndApply(): Promise<FoldCommandResult> {
+    await this.document.whenIdle(); // e.g. File: Revert just before: fold what it restored
+    const model = this.document.model;
+    const name = this.document.fileName;
+    if (!model) throw new core.ModelError(this.document.loadError ?? `${name} is not open.`);
+    if (!this.document.editable) throw new core.ModelError(`${name} is read-only.`);
+    const result = await runWithProgress(
+      { title: `Folding BatchNorm in ${name}…`, location: 'window', cancellable: false },
+      async () => core.foldBatchNorm(model),
+    );
+    const n = result.plan.candidates.length;
+    const skipped = result.plan.skipped.length;
+    if (n === 0) {
+      this.log.info(`Fold BatchNorm on ${name}: nothing to fold (${skipped} skipped)`);
+      void vscode.window.showInformationMessage(
+        `Nothing to fold in ${name}: no BatchNorm layer can be folded into a neighbour${skipped ? ` (${skipped} skipped)` : ''}.`,
+      );
+      return { folded: 0, skipped, max_abs_error: 0, max_rel_error: 0 };
+    }
+    const dims = this.document.dims;
+    const report: VerifyReport = await runWithProgress(
+      { title: `Verifying Fold BatchNorm (${n}) on ${name}…`, location: 'notification', cancellable: true, notifyAfterMs: NOTIFY_AFTER_MS },
+      (signal) => core.verify(model, result.model, { dims, signal }),
+    );
+    const errors = `max abs error ${formatError(report.max_abs_error)}, max rel error ${formatError(report.max_rel_error)}`;
+    this.log.info(`Verified Fold BatchNorm (${n}) on ${name}: ${errors}, ${report.samples} samples, seed ${report.seed}`);
+    if (!withinTolerance(report, FOLD_RTOL)) {
+      throw new core.ModelError(
+        `Fold BatchNorm was not applied to ${name}: the folded model's outputs differ too much (${errors}; ` +
+          `tolerance 1e-6 + ${FOLD_RTOL} x |output|).`,
+      );
+    }
+    if (this.document.model !== model) {
+      throw new core.ModelError(`${name} changed while Fold BatchNorm was being verified; nothing was applied.`);
+    }
+    const label = `Fold BatchNorm (${n})`;
+    this.fireEdit(this.document.makeEdit(label, result.model));
+    this.log.info(`Applied ${label} to ${name}`);
+    return { folded: n, skipped, max_abs_error: report.max_abs_error, max_rel_error: report.max_rel_error };
   }
 
   private applyFold(previewId: number): WebviewRequestReplies['applyFold'] {
@@ -269,7 +343,7 @@ export class EditorSession implements vscode.Disposable {
     }
   }
 
-  private dropPreview(reason: 'cancelled' | 'stale', notify: boolean): void {
+  private dropPreview(reason: 'cancelled' | 'stale' | 'dims', notify: boolean): void {
     const pending = this.preview;
     if (!pending) return;
     this.preview = undefined;
@@ -277,9 +351,14 @@ export class EditorSession implements vscode.Disposable {
     if (notify) this.post({ type: 'foldClosed', previewId: pending.preview.previewId, reason });
   }
 
-  /** The document's model changed: a preview made on another model can no longer be applied. */
-  onModelChanged(): void {
-    if (this.preview && this.preview.base !== this.document.model) this.dropPreview('stale', true);
+  /**
+   * The document changed: a preview made on another model can no longer be applied, and one verified with
+   * other input dims no longer says anything about the dims the user now looks at.
+   */
+  onDocumentChanged(change: DocumentChange): void {
+    if (!this.preview) return;
+    if (this.preview.base !== this.document.model) this.dropPreview('stale', true);
+    else if (change.reason === 'dims') this.dropPreview('dims', true);
   }
 
   dispose(): void {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { InspectReport, LayerReport, TensorSummary } from '../core/types';
 import { formatBytes, formatCompact, formatInt, formatNum, formatPct, formatShape } from '../protocol/format';
 import { logError, userMessage } from './errors';
+import type { InputDimsStore } from './inputDims';
 import { baseName } from './loading';
 import type { ModelEditorProvider } from './modelEditorProvider';
 import { ReportCache } from './reportCache';
@@ -21,7 +22,7 @@ type ExplorerNode =
  * it is expanded; reports are cached by uri + mtime, and an open editor's in-memory model wins over the disk.
  */
 export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vscode.Disposable {
-  private readonly cache = new ReportCache();
+  private readonly cache: ReportCache;
   private readonly fileNodes = new Map<string, ExplorerNode & { kind: 'file' }>();
   private readonly disposables: vscode.Disposable[] = [];
   private readonly _onDidChangeTreeData = new vscode.EventEmitter<ExplorerNode | undefined>();
@@ -30,7 +31,9 @@ export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
   constructor(
     private readonly editors: ModelEditorProvider,
     private readonly log: vscode.LogOutputChannel,
+    dims: InputDimsStore,
   ) {
+    this.cache = new ReportCache(dims);
     const watcher = vscode.workspace.createFileSystemWatcher(MODEL_GLOB);
     this.disposables.push(
       watcher,
@@ -43,6 +46,8 @@ export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
       watcher.onDidChange((uri) => this.refreshFile(uri)),
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.refresh()),
       editors.onDidChangeDocumentModel((doc) => this.refreshFile(doc.uri, false)),
+      // new input dims change the shapes and MACs of a file that is not open (open ones report through the editor)
+      dims.onDidChange((uri) => this.refreshFile(uri, false)),
     );
   }
 

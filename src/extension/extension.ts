@@ -1,23 +1,38 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { ModelExplorer } from './explorer';
+import { InputDimsStore } from './inputDims';
 import { ModelEditorProvider } from './modelEditorProvider';
 
+/**
+ * What activate() returns (`vscode.extensions.getExtension('model-surgeon.model-surgeon').exports`): read-only
+ * hooks for other extensions and the extension-host tests.
+ */
+export interface ModelSurgeonApi {
+  /** the Model Explorer's tree (files -> layers -> tensors) */
+  readonly explorer: vscode.TreeDataProvider<unknown>;
+  /** this extension's log folder (context.logUri): the "Model Surgeon" output channel's log file is in it */
+  readonly logFolder: vscode.Uri;
+}
+
 /** Activation does no model work: everything is lazy (documents load when opened, tree nodes when expanded). */
-export function activate(context: vscode.ExtensionContext): void {
+export function activate(context: vscode.ExtensionContext): ModelSurgeonApi {
   const log = vscode.window.createOutputChannel('Model Surgeon', { log: true });
   const diagnostics = vscode.languages.createDiagnosticCollection('model-surgeon');
-  const editors = new ModelEditorProvider(context.extensionUri, log, diagnostics);
-  const explorer = new ModelExplorer(editors, log);
+  const dims = new InputDimsStore(context.workspaceState);
+  const editors = new ModelEditorProvider(context.extensionUri, log, diagnostics, dims);
+  const explorer = new ModelExplorer(editors, log, dims);
   context.subscriptions.push(
     log,
     diagnostics,
+    dims,
     editors,
     ModelEditorProvider.register(editors),
     explorer,
     vscode.window.createTreeView('modelSurgeon.explorer', { treeDataProvider: explorer, showCollapseAll: true }),
   );
   registerCommands(context, editors, explorer, log);
+  return { explorer, logFolder: context.logUri };
 }
 
 export function deactivate(): void {

@@ -38,3 +38,22 @@ export async function fileSize(uri: vscode.Uri): Promise<number | undefined> {
     return undefined;
   }
 }
+
+/** What identifies a version of a file on disk (to tell our own writes and no-op events from real changes). */
+export interface DiskStamp {
+  mtime: number;
+  size: number;
+}
+
+export async function diskStamp(uri: vscode.Uri): Promise<DiskStamp | null> {
+  try {
+    const st = await vscode.workspace.fs.stat(uri);
+    return { mtime: st.mtime, size: st.size };
+  } catch {
+    return null;
+  }
+}
+
+export function sameStamp(a: DiskStamp | null, b: DiskStamp | null): boolean {
+  return a !== null && b !== null && a.mtime === b.mtime && a.size === b.size;
+}

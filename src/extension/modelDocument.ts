@@ -2,15 +2,17 @@ import * as vscode from 'vscode';
 import * as core from '../core/api';
 import type { Model } from '../core/api';
 import type { FoldPlan, InspectReport } from '../core/types';
-import type { DocumentView } from '../protocol/messages';
+import { concreteInputShape, dimsKey, sanitizeDims, symbolicDimNames } from '../protocol/dims';
+import type { DocumentChange, DocumentChangeReason, DocumentView } from '../protocol/messages';
 import { CancelledError, logError, userMessage } from './errors';
-import { baseDirOf, baseName, fileSize, loadModelFromUri, saveModelToUri } from './loading';
+import type { InputDimsStore } from './inputDims';
+import { baseDirOf, baseName, diskStamp, fileSize, loadModelFromUri, sameStamp, saveModelToUri, type DiskStamp } from './loading';
 import { runWithProgress } from './progress';
 
 /** Files above this size load under a cancellable notification; smaller ones under the status-bar spinner. */
 const LARGE_FILE_BYTES = 32 * 1024 * 1024;
 
-export type ModelChangeReason = 'edit' | 'undo' | 'redo' | 'revert' | 'reload';
+export type { DocumentChange, DocumentChangeReason };
 
 type LoadState = { kind: 'loaded'; model: Model } | { kind: 'error'; message: string };
 
@@ -28,10 +30,13 @@ export class ModelDocument implements vscode.CustomDocument {
     uri: vscode.Uri,
     openContext: vscode.CustomDocumentOpenContext,
     log: vscode.LogOutputChannel,
+    dimsStore: InputDimsStore,
   ): Promise<ModelDocument> {
     const name = baseName(uri);
     let state: LoadState;
     let saved: Model | undefined;
+    // stamped before reading: a change while we read shows up as a different stamp later
+    const stamp = await diskStamp(uri);
     try {
       if (openContext.backupId) {
         // hot exit: the backup holds the bytes of the unsaved model
@@ -51,7 +56,7 @@ export class ModelDocument implements vscode.CustomDocument {
       logError(log, `Opening ${name}`, err);
       state = { kind: 'error', message: userMessage(err, `Cannot open ${name}`) };
     }
-    return new ModelDocument(uri, state, saved, log);
+    return new ModelDocument(uri, state, saved, stamp, log, dimsStore);
   }
 
   private static async loadWithProgress(uri: vscode.Uri): Promise<Model> {
@@ -66,13 +71,19 @@ export class ModelDocument implements vscode.CustomDocument {
   private state: LoadState;
   /** the Model that matches the file on disk (undefined when unknown, e.g. restored from a backup) */
   private savedModel: Model | undefined;
-  private lastSave = 0;
-  private readonly analyses = new WeakMap<Model, Promise<Analysis>>();
+  /** the file on disk as we last read or wrote it (null when there is none) */
+  private disk: DiskStamp | null;
+  private saving = 0;
+  /** reverts/reloads run one after another; commands wait for them (VS Code does not await a revert) */
+  private reloads: Promise<void> = Promise.resolve();
+  private _version = 0;
+  /** per Model, per input dims (dimsKey) */
+  private readonly analyses = new WeakMap<Model, Map<string, Promise<Analysis>>>();
   private readonly watcher: vscode.FileSystemWatcher | undefined;
 
-  private readonly _onDidChangeModel = new vscode.EventEmitter<ModelChangeReason>();
-  /** the current Model (or load state) changed */
-  readonly onDidChangeModel = this._onDidChangeModel.event;
+  private readonly _onDidChange = new vscode.EventEmitter<DocumentChange>();
+  /** what the document shows changed: the current Model (or load state), the file on disk, or the input dims */
+  readonly onDidChange = this._onDidChange.event;
   private readonly _onDidDispose = new vscode.EventEmitter<void>();
   readonly onDidDispose = this._onDidDispose.event;
 
@@ -80,10 +91,13 @@ export class ModelDocument implements vscode.CustomDocument {
     readonly uri: vscode.Uri,
     state: LoadState,
     saved: Model | undefined,
+    disk: DiskStamp | null,
     private readonly log: vscode.LogOutputChannel,
+    private readonly dimsStore: InputDimsStore,
   ) {
     this.state = state;
     this.savedModel = saved;
+    this.disk = disk;
     if (uri.scheme === 'file') {
       // reload when the file changes on disk and we have no unsaved changes
       this.watcher = vscode.workspace.createFileSystemWatcher(
@@ -92,7 +106,7 @@ export class ModelDocument implements vscode.CustomDocument {
         false,
         true,
       );
-      this.watcher.onDidChange(() => this.onFileChangedOnDisk());
+      this.watcher.onDidChange(() => void this.onFileChangedOnDisk());
     }
   }
 
@@ -110,32 +124,80 @@ export class ModelDocument implements vscode.CustomDocument {
     return this.state.kind === 'error' ? this.state.message : undefined;
   }
 
+  /** increases with every change event; work started at an older version is stale */
+  get version(): number {
+    return this._version;
+  }
+
+  /** Resolves once no revert / reload from disk is running (VS Code fires File: Revert without awaiting it). */
+  whenIdle(): Promise<void> {
+    return this.reloads;
+  }
+
+  /** values of the symbolic input dims (names without a value mean 1), remembered per file */
+  get dims(): Record<string, number> {
+    return this.dimsStore.get(this.uri);
+  }
+
+  /** Store new values for the symbolic input dims; every view of the document is re-analysed with them. */
+  async setDims(dims: Record<string, number>): Promise<void> {
+    const before = dimsKey(this.dims);
+    await this.dimsStore.set(this.uri, sanitizeDims(dims));
+    if (dimsKey(this.dims) !== before) this.fire('dims');
+  }
+
+  private fire(reason: DocumentChangeReason, label: string | null = null): void {
+    this._version++;
+    this._onDidChange.fire({ reason, label });
+  }
+
   get editable(): boolean {
     return this.state.kind === 'loaded' && vscode.workspace.fs.isWritableFileSystem(this.uri.scheme) !== false;
   }
 
-  /** Report + fold plan of a model (cached per Model object; inspect of big models runs under progress). */
-  analyze(model: Model): Promise<Analysis> {
-    let a = this.analyses.get(model);
+  /** Report + fold plan of a model for some input dims (cached; inspect of big models runs under progress). */
+  analyze(model: Model, dims: Record<string, number>): Promise<Analysis> {
+    let perDims = this.analyses.get(model);
+    if (!perDims) this.analyses.set(model, (perDims = new Map()));
+    const key = dimsKey(dims);
+    let a = perDims.get(key);
     if (!a) {
       a = runWithProgress({ title: `Inspecting ${this.fileName}…`, location: 'window', cancellable: false }, async () => {
         const started = Date.now();
-        const report = await core.inspectAsync(model);
+        const report = await core.inspectAsync(model, { dims });
         const foldPlan = core.planFoldBatchNorm(model);
         this.log.debug(`Inspected ${this.fileName}: ${report.totals.layers} layers in ${Date.now() - started} ms`);
         return { report, foldPlan };
       });
-      this.analyses.set(model, a);
-      a.catch(() => this.analyses.delete(model));
+      perDims.set(key, a);
+      const cache = perDims;
+      a.catch(() => cache.delete(key));
+      // keep the analyses of a few dims per model (the user tries values; each report holds all statistics)
+      while (perDims.size > 4) {
+        const oldest = perDims.keys().next().value;
+        if (oldest === undefined || oldest === key) break;
+        perDims.delete(oldest);
+      }
     }
     return a;
   }
 
-  /** The webview's view of a model (defaults to the current one). */
-  async view(model: Model | undefined = this.model): Promise<DocumentView | undefined> {
+  /** The webview's view of the current model (undefined when the file could not be opened). */
+  async view(): Promise<DocumentView | undefined> {
+    const model = this.model;
     if (!model) return undefined;
-    const { report, foldPlan } = await this.analyze(model);
-    return { fileName: this.fileName, report, foldPlan, editable: this.editable };
+    const dims = this.dims;
+    const { report, foldPlan } = await this.analyze(model, dims);
+    const names = symbolicDimNames(report.model.inputs);
+    return {
+      fileName: this.fileName,
+      report,
+      foldPlan,
+      editable: this.editable,
+      file: { bytes: this.disk?.size ?? null, saved: this.savedModel !== undefined && model === this.savedModel },
+      inputDims: names.map((name) => ({ name, value: dims[name] ?? 1 })),
+      inputShapes: report.model.inputs.map((input) => ({ name: input.name, shape: concreteInputShape(input, dims) })),
+    };
   }
 
   /**
@@ -145,54 +207,79 @@ export class ModelDocument implements vscode.CustomDocument {
   makeEdit(label: string, next: Model): vscode.CustomDocumentEditEvent<ModelDocument> {
     const before = this.model;
     if (!before) throw new core.ModelError(`${this.fileName} is not open.`);
-    this.setModel(next, 'edit');
+    this.setModel(next, 'edit', label);
     return {
       document: this,
       label,
-      undo: () => this.setModel(before, 'undo'),
-      redo: () => this.setModel(next, 'redo'),
+      undo: () => this.setModel(before, 'undo', label),
+      redo: () => this.setModel(next, 'redo', label),
     };
   }
 
-  private setModel(model: Model, reason: ModelChangeReason): void {
+  private setModel(model: Model, reason: DocumentChangeReason, label: string): void {
     this.state = { kind: 'loaded', model };
-    this._onDidChangeModel.fire(reason);
+    this.fire(reason, label);
   }
 
   async save(token: vscode.CancellationToken): Promise<void> {
-    await this.saveTo(this.uri, token);
-    this.savedModel = this.model;
+    this.saving++;
+    try {
+      const model = await this.saveTo(this.uri, token);
+      this.savedModel = model;
+      this.disk = await diskStamp(this.uri);
+    } finally {
+      this.saving--;
+    }
+    this.fire('save');
   }
 
   async saveAs(destination: vscode.Uri, token: vscode.CancellationToken): Promise<void> {
+    // VS Code then opens `destination` in an editor of its own (read from disk); this document keeps its file
     await this.saveTo(destination, token);
   }
 
-  private async saveTo(target: vscode.Uri, token: vscode.CancellationToken): Promise<void> {
+  /** Write the current model to `target`; returns the model written. */
+  private async saveTo(target: vscode.Uri, token: vscode.CancellationToken): Promise<Model> {
     const model = this.model;
     if (!model) throw new core.ModelError(`${this.fileName} could not be opened, so it cannot be saved.`);
     if (token.isCancellationRequested) throw new CancelledError('Saving');
-    this.lastSave = Date.now();
     await runWithProgress({ title: `Saving ${baseName(target)}…`, location: 'window', cancellable: false }, () =>
       saveModelToUri(model, target),
     );
-    this.lastSave = Date.now();
     this.log.info(`Saved ${target.toString(true)}`);
+    return model;
   }
 
   /** Reload from disk (File: Revert, or the file changed on disk while we had no unsaved changes). */
-  async revert(_token?: vscode.CancellationToken, reason: ModelChangeReason = 'revert'): Promise<void> {
+  revert(_token?: vscode.CancellationToken, reason: 'revert' | 'reload' = 'revert'): Promise<void> {
+    const run = this.reloads.then(() => this.reload(reason));
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reload(reason: 'revert' | 'reload'): Promise<void> {
+    const version = this._version;
+    const stamp = await diskStamp(this.uri);
+    if (reason === 'reload' && sameStamp(stamp, this.disk)) return; // an earlier reload already read this version
+    let next: LoadState;
     try {
-      const model = await ModelDocument.loadWithProgress(this.uri);
-      this.savedModel = model;
-      this.state = { kind: 'loaded', model };
-      this.log.info(`Reloaded ${this.uri.toString(true)}`);
+      next = { kind: 'loaded', model: await ModelDocument.loadWithProgress(this.uri) };
     } catch (err) {
       logError(this.log, `Reloading ${this.fileName}`, err);
-      this.savedModel = undefined;
-      this.state = { kind: 'error', message: userMessage(err, `Cannot open ${this.fileName}`) };
+      next = { kind: 'error', message: userMessage(err, `Cannot open ${this.fileName}`) };
     }
-    this._onDidChangeModel.fire(reason);
+    if (reason === 'reload' && this._version !== version && this.model !== this.savedModel) {
+      // an edit arrived while we read the file: unsaved changes win over a change on disk
+      this.savedModel = undefined;
+      this.disk = stamp;
+      this.fire('disk');
+      return;
+    }
+    this.state = next;
+    this.savedModel = next.kind === 'loaded' ? next.model : undefined;
+    this.disk = stamp;
+    if (next.kind === 'loaded') this.log.info(`Reloaded ${this.uri.toString(true)}`);
+    this.fire(reason);
   }
 
   /** Hot exit: write the current model's bytes to the backup destination. */
@@ -213,16 +300,26 @@ export class ModelDocument implements vscode.CustomDocument {
     };
   }
 
-  private onFileChangedOnDisk(): void {
-    if (Date.now() - this.lastSave < 5000) return; // our own save
-    if (this.state.kind === 'loaded' && this.state.model !== this.savedModel) return; // unsaved changes win
-    void this.revert(undefined, 'reload');
+  /** The file changed on disk: reload it unless we wrote it ourselves or have unsaved changes. */
+  private async onFileChangedOnDisk(): Promise<void> {
+    if (this.saving > 0) return; // our own save; its stamp is taken when it ends
+    const stamp = await diskStamp(this.uri);
+    // no real change (e.g. the late event of a copy made before opening, or of our own save)
+    if (stamp === null || sameStamp(stamp, this.disk) || this.saving > 0) return;
+    if (this.state.kind === 'loaded' && this.state.model !== this.savedModel) {
+      // unsaved changes win; the summary still shows what is on disk now
+      this.savedModel = undefined; // the file no longer holds any model we know
+      this.disk = stamp;
+      this.fire('disk');
+      return;
+    }
+    await this.revert(undefined, 'reload');
   }
 
   dispose(): void {
     this.watcher?.dispose();
     this._onDidDispose.fire();
     this._onDidDispose.dispose();
-    this._onDidChangeModel.dispose();
+    this._onDidChange.dispose();
   }
 }

@@ -3,8 +3,9 @@ import { ModelError } from '../core/api';
 import type { InspectReport, Severity } from '../core/types';
 import { EditorSession } from './editorSession';
 import { reportError } from './errors';
+import type { InputDimsStore } from './inputDims';
 import { baseName } from './loading';
-import { ModelDocument } from './modelDocument';
+import { ModelDocument, type DocumentChange } from './modelDocument';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
 const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
@@ -39,6 +40,7 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
     private readonly extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
     private readonly diagnostics: vscode.DiagnosticCollection,
+    private readonly dims: InputDimsStore,
   ) {
     this.disposables.push(this._onDidChangeCustomDocument, this._onDidChangeDocumentModel, this._onDidOpenSession);
   }
@@ -58,8 +60,8 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
     openContext: vscode.CustomDocumentOpenContext,
     _token: vscode.CancellationToken,
   ): Promise<ModelDocument> {
-    const document = await ModelDocument.create(uri, openContext, this.log);
-    const sub = document.onDidChangeModel(() => void this.onModelChanged(document));
+    const document = await ModelDocument.create(uri, openContext, this.log, this.dims);
+    const sub = document.onDidChange((change) => void this.onDocumentChanged(document, change));
     const disposeSub = document.onDidDispose(() => {
       sub.dispose();
       disposeSub.dispose();
@@ -122,23 +124,24 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
   }
 
   // ------------------------------------------------------------------------------------------------------------
-  // model changes -> every webview of the document, the Problems panel, the explorer
+  // document changes -> every webview of the document, the Problems panel, the explorer
 
-  private async onModelChanged(document: ModelDocument): Promise<void> {
+  private async onDocumentChanged(document: ModelDocument, change: DocumentChange): Promise<void> {
     const sessions = [...(this.sessions.get(document) ?? [])];
-    for (const s of sessions) s.onModelChanged();
+    for (const s of sessions) s.onDocumentChanged(change);
     this._onDidChangeDocumentModel.fire(document);
-    const model = document.model;
-    if (!model) {
+    if (!document.model) {
       this.diagnostics.delete(document.uri);
       const message = document.loadError ?? `Cannot open ${document.fileName}`;
       for (const s of sessions) s.post({ type: 'loadError', fileName: document.fileName, message });
       return;
     }
+    const version = document.version;
     try {
-      const view = await document.view(model);
-      if (!view || document.model !== model) return; // superseded by a later change
-      for (const s of this.sessions.get(document) ?? []) s.post({ type: 'documentChanged', document: view });
+      const view = await document.view();
+      // superseded by a later change, which posts its own view
+      if (!view || document.version !== version) return;
+      for (const s of this.sessions.get(document) ?? []) s.post({ type: 'documentChanged', document: view, change });
       this.setDiagnostics(document.uri, view.report);
     } catch (err) {
       reportError(this.log, `Inspecting ${document.fileName}`, err);
@@ -146,11 +149,11 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
   }
 
   private async publishDiagnostics(document: ModelDocument): Promise<void> {
-    const model = document.model;
-    if (!model) return;
+    if (!document.model) return;
+    const version = document.version;
     try {
-      const view = await document.view(model);
-      if (view && document.model === model) this.setDiagnostics(document.uri, view.report);
+      const view = await document.view();
+      if (view && document.version === version) this.setDiagnostics(document.uri, view.report);
     } catch {
       // reported when the webview asks for the same report
     }

@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import * as core from '../core/api';
 import type { InspectReport } from '../core/types';
+import { dimsKey } from '../protocol/dims';
+import type { InputDimsStore } from './inputDims';
 import { baseName, loadModelFromUri } from './loading';
 import { runWithProgress } from './progress';
 
@@ -12,16 +14,19 @@ interface Entry {
 const MAX_ENTRIES = 32;
 
 /**
- * InspectReports of model files on disk for the explorer, keyed by uri + mtime + size. Only reports are kept
- * (the Model is dropped after inspect), in LRU order.
+ * InspectReports of model files on disk for the explorer, keyed by uri + mtime + size + input dims. Only
+ * reports are kept (the Model is dropped after inspect), in LRU order.
  */
 export class ReportCache {
   private readonly entries = new Map<string, Entry>();
 
+  constructor(private readonly dims: InputDimsStore) {}
+
   async get(uri: vscode.Uri): Promise<InspectReport> {
     const stat = await vscode.workspace.fs.stat(uri);
     const id = uri.toString();
-    const key = `${stat.mtime}:${stat.size}`;
+    const dims = this.dims.get(uri);
+    const key = `${stat.mtime}:${stat.size}:${dimsKey(dims)}`;
     const hit = this.entries.get(id);
     if (hit && hit.key === key) {
       this.entries.delete(id); // refresh LRU position
@@ -29,7 +34,7 @@ export class ReportCache {
       return hit.report;
     }
     const report = runWithProgress({ title: `Inspecting ${baseName(uri)}…`, location: 'window', cancellable: false }, async () =>
-      core.inspectAsync(await loadModelFromUri(uri)),
+      core.inspectAsync(await loadModelFromUri(uri), { dims }),
     );
     const entry: Entry = { key, report };
     this.entries.delete(id);

@@ -28,6 +28,37 @@ export interface DocumentView {
   foldPlan: FoldPlan;
   /** false when the document cannot be edited (e.g. read-only file system) */
   editable: boolean;
+  /** the file on disk (not the in-memory model): its size, and whether the current model is what it holds */
+  file: FileState;
+  /** the symbolic dims of the model's inputs with the values the analysis (and the fold verification) used */
+  inputDims: InputDim[];
+  /** the concrete input shapes the output shapes and MACs of `report` refer to */
+  inputShapes: InputShape[];
+}
+
+export interface FileState {
+  /** size of the file on disk; null when there is none (or it cannot be read) */
+  bytes: number | null;
+  /** true when the current model is exactly what the file holds (no unsaved changes) */
+  saved: boolean;
+}
+
+/** A symbolic input dimension (ONNX dim_param) and the value used for it. */
+export interface InputDim {
+  name: string;
+  value: number;
+}
+
+export interface InputShape {
+  name: string;
+  shape: number[];
+}
+
+/** Why a document's view changed. `label` is the edit's label for edit / undo / redo, else null. */
+export type DocumentChangeReason = 'edit' | 'undo' | 'redo' | 'revert' | 'reload' | 'save' | 'dims' | 'disk';
+export interface DocumentChange {
+  reason: DocumentChangeReason;
+  label: string | null;
 }
 
 export type VerificationState =
@@ -61,10 +92,11 @@ export interface InitMessage {
   foldPreview: FoldPreview | null;
 }
 
-/** The document's model changed (edit, undo, redo, revert, another editor applied a rewrite). */
+/** The document's view changed (edit, undo, redo, revert, save, new input dims, another editor's rewrite). */
 export interface DocumentChangedMessage {
   type: 'documentChanged';
   document: DocumentView;
+  change: DocumentChange;
 }
 
 /** The document could not be (re)loaded, e.g. revert found a broken file. */
@@ -97,7 +129,8 @@ export interface FoldVerificationMessage {
 export interface FoldClosedMessage {
   type: 'foldClosed';
   previewId: number;
-  reason: 'applied' | 'cancelled' | 'stale';
+  /** stale: the model changed; dims: the input dims changed, so the verification no longer applies */
+  reason: 'applied' | 'cancelled' | 'stale' | 'dims';
 }
 
 /** Reply to `applyFold` when the edit was made. */
@@ -105,6 +138,11 @@ export interface FoldAppliedMessage {
   type: 'foldApplied';
   previewId: number;
   label: string;
+}
+
+/** Reply to `setInputDims`: the values were stored; a `documentChanged` with the new analysis follows. */
+export interface InputDimsSetMessage {
+  type: 'inputDimsSet';
 }
 
 /** Reply to a request that failed; `message` is one clear line. */
@@ -122,6 +160,7 @@ export type HostToWebview =
   | FoldVerificationMessage
   | FoldClosedMessage
   | FoldAppliedMessage
+  | InputDimsSetMessage
   | ErrorReplyMessage;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -155,7 +194,19 @@ export interface LayerSelectedEvent {
   layer: string | null;
 }
 
-export type WebviewToHost = ReadyRequest | RequestFoldPreview | ApplyFoldRequest | CancelFoldEvent | LayerSelectedEvent;
+/** Request: values for the symbolic input dims (positive integers; missing names mean 1). Reply: `inputDimsSet` or `error`. */
+export interface SetInputDimsRequest {
+  type: 'setInputDims';
+  dims: Record<string, number>;
+}
+
+export type WebviewToHost =
+  | ReadyRequest
+  | RequestFoldPreview
+  | ApplyFoldRequest
+  | CancelFoldEvent
+  | LayerSelectedEvent
+  | SetInputDimsRequest;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Request/reply typing
@@ -165,6 +216,7 @@ export interface WebviewRequestReplies {
   ready: InitMessage;
   requestFoldPreview: FoldPreviewMessage | ErrorReplyMessage;
   applyFold: FoldAppliedMessage | ErrorReplyMessage;
+  setInputDims: InputDimsSetMessage | ErrorReplyMessage;
 }
 
 export type WebviewRequest = Extract<WebviewToHost, { type: keyof WebviewRequestReplies }>;
@@ -173,10 +225,10 @@ export type ReplyTo<R extends WebviewRequest> = WebviewRequestReplies[R['type']]
 
 const HOST_TO_WEBVIEW_TYPES: ReadonlySet<string> = new Set<HostToWebview['type']>([
   'init', 'documentChanged', 'loadError', 'revealLayer', 'foldPreview', 'foldVerification', 'foldClosed',
-  'foldApplied', 'error',
+  'foldApplied', 'inputDimsSet', 'error',
 ]);
 const WEBVIEW_TO_HOST_TYPES: ReadonlySet<string> = new Set<WebviewToHost['type']>([
-  'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'layerSelected',
+  'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'layerSelected', 'setInputDims',
 ]);
 
 function isRecord(x: unknown): x is Record<string, unknown> {

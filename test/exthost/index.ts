@@ -6,6 +6,7 @@ import Mocha from 'mocha';
 // Imported lazily (after mocha has put describe/it on globalThis); esbuild still bundles them statically.
 const suites: Array<[string, () => Promise<unknown>]> = [
   ['smoke.test.ts', () => import('./smoke.test')],
+  ['editor.test.ts', () => import('./editor.test')],
 ];
 
 export async function run(): Promise<void> {
