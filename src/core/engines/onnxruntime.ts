@@ -137,7 +137,10 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
     for (let s = 0; s < samples; s++) {
       abort();
       const feeds: Record<string, OrtTypes.Tensor> = {};
-      for (const i of feedsInputs) feeds[i.name] = probeTensor(ort, i, inputShapes[i.name], rng);
+      for (const i of feedsInputs) {
+        feeds[i.name] = probeTensor(ort, i, inputShapes[i.name], rng);
+        await breathe(); // big probe tensors take a while to fill: let the host's event loop run
+      }
       let ra: OrtTypes.InferenceSession.ReturnType;
       let rb: OrtTypes.InferenceSession.ReturnType;
       try {
@@ -155,11 +158,15 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
           e.abs = Infinity;
           continue;
         }
-        for (let i = 0; i < x.length; i++) {
-          const d = Math.abs(x[i] - y[i]);
-          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) && Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Number.isNaN(d) ? Infinity : d;
-          const r = Math.abs(x[i]);
-          if (r > e.ref) e.ref = r;
+        for (let start = 0; start < x.length; start += CHUNK) {
+          const end = Math.min(x.length, start + CHUNK);
+          for (let i = start; i < end; i++) {
+            const d = Math.abs(x[i] - y[i]);
+            if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) && Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Number.isNaN(d) ? Infinity : d;
+            const r = Math.abs(x[i]);
+            if (r > e.ref) e.ref = r;
+          }
+          await breathe();
         }
       }
     }
@@ -188,6 +195,10 @@ export function withinTolerance(v: VerifyReport, rtol: number, atol = DEFAULT_AT
 
 /** float32 rounding noise of values around 1; the absolute floor of withinTolerance */
 export const DEFAULT_ATOL = 1e-6;
+
+/** elements compared between two yields to the event loop (the extension host must stay responsive) */
+const CHUNK = 1 << 20;
+const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** error relative to the largest magnitude of the reference output (stable for outputs near zero) */
 function relative(abs: number, ref: number): number {
