@@ -5,12 +5,17 @@
  *   randomized BN statistics), against /usr/bin/python3 `onnx.load` + numpy per-tensor mean/std
  *   (scripts/bench/peer_inspect.py). Target: ours / peer <= 1.0.
  * - fold-bn: folding its 54 BatchNorms, excluding verification. Target < 0.5 s. Verification time reported apart.
+ * - TF.js: open + statistics of the largest nsfwjs layers model (inception_v3, 23 MB of uint8 shards), fold +
+ *   verify of it with the backend TF.js picks, and the verification of mobilenet_v2 on the wasm and the cpu
+ *   backend in the same run (ratio cpu / wasm).
  * Each measurement runs in a fresh process; ours and the peer alternate; medians of RUNS runs.
  * The model is generated once into .cache/bench/ by scripts/bench/make_fcn_resnet50.py (needs python3-torch).
+ * BENCH_ONLY=tfjs skips the ONNX part (and Python).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { nsfwModel } from '../test/helpers/nsfwjs';
 
 const ROOT = path.join(__dirname, '..');
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -26,8 +31,37 @@ function json(cmd: string, args: string[]): Record<string, number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+function tfjsBench(): Record<string, unknown> {
+  const inception = nsfwModel('inception_v3');
+  const mobilenet = nsfwModel('mobilenet_v2');
+  const inspects: number[] = [];
+  for (let i = 0; i < RUNS; i++) inspects.push(json(process.execPath, ['--import', 'tsx', 'scripts/bench/ours.ts', 'inspect', inception]).seconds);
+  const folds: Record<string, number>[] = [];
+  let engine = '';
+  for (let i = 0; i < 3; i++) {
+    const f = json(process.execPath, ['--import', 'tsx', 'scripts/bench/ours.ts', 'fold', inception]) as Record<string, number> & { engine?: unknown };
+    engine = String(f.engine);
+    folds.push(f);
+  }
+  const per: Record<string, number[]> = { wasm: [], cpu: [] };
+  for (let i = 0; i < 3; i++) for (const b of ['wasm', 'cpu']) per[b].push(json(process.execPath, ['--import', 'tsx', 'scripts/bench/ours.ts', 'fold', mobilenet, b]).verify_seconds);
+  const r = {
+    inception_v3_inspect_s: median(inspects),
+    inception_v3_fold: { folded: folds[0].folded, fold_s: median(folds.map((f) => f.fold_seconds)), verify_s_one_sample: median(folds.map((f) => f.verify_seconds)), engine, max_rel_error: Math.max(...folds.map((f) => f.max_rel_error)) },
+    mobilenet_v2_verify_one_sample: { wasm_s: median(per.wasm), cpu_s: median(per.cpu), cpu_over_wasm: median(per.cpu) / median(per.wasm) },
+  };
+  console.log(`tfjs     inception_v3 (nsfwjs, 23 MB uint8) open + stats ${r.inception_v3_inspect_s.toFixed(3)} s; fold ${r.inception_v3_fold.folded} BN ${r.inception_v3_fold.fold_s.toFixed(3)} s, verify (1 sample, 2 models, ${engine}) ${r.inception_v3_fold.verify_s_one_sample.toFixed(2)} s, max rel error ${r.inception_v3_fold.max_rel_error.toExponential(2)}`);
+  console.log(`tfjs     mobilenet_v2 verify (1 sample): wasm ${r.mobilenet_v2_verify_one_sample.wasm_s.toFixed(2)} s, cpu ${r.mobilenet_v2_verify_one_sample.cpu_s.toFixed(2)} s, cpu/wasm ${r.mobilenet_v2_verify_one_sample.cpu_over_wasm.toFixed(1)}x`);
+  return r;
+}
+
 function main(): void {
   mkdirSync(CACHE, { recursive: true });
+  if (process.env.BENCH_ONLY === 'tfjs') {
+    const tfjs = tfjsBench();
+    writeFileSync(path.join(CACHE, 'results-tfjs.json'), JSON.stringify({ date: new Date().toISOString(), runs: RUNS, tfjs }, null, 2));
+    return;
+  }
   if (!existsSync(MODEL)) {
     console.log(`generating ${MODEL} with PyTorch (once) ...`);
     const r = spawnSync(PY, ['scripts/bench/make_fcn_resnet50.py', MODEL], { cwd: ROOT, stdio: 'inherit' });
@@ -67,10 +101,11 @@ function main(): void {
       max_rel_error: Math.max(...folds.map((f) => f.max_rel_error)),
     },
   };
-  writeFileSync(path.join(CACHE, 'results.json'), JSON.stringify(result, null, 2));
   const ok = (b: boolean) => (b ? 'OK' : 'MISSED');
   console.log(`inspect  ours ${result.inspect.ours_s.toFixed(3)} s (stats ${result.inspect.ours_stats_only_s.toFixed(3)} s)  peer (onnx.load + numpy) ${result.inspect.peer_s.toFixed(3)} s  ratio ${result.inspect.ratio.toFixed(2)} (target <= 1.0: ${ok(result.inspect.ratio <= 1)})`);
   console.log(`fold-bn  ${result.fold_bn.folded} BN folded in ${result.fold_bn.fold_s.toFixed(3)} s (target < 0.5 s: ${ok(result.fold_bn.fold_s < 0.5)}); verify (1 sample, 2 sessions) ${result.fold_bn.verify_s_one_sample.toFixed(2)} s, max rel error ${result.fold_bn.max_rel_error.toExponential(2)}`);
+  const tfjs = tfjsBench();
+  writeFileSync(path.join(CACHE, 'results.json'), JSON.stringify({ ...result, tfjs }, null, 2));
   console.log(`results: ${path.relative(ROOT, path.join(CACHE, 'results.json'))}`);
 }
 

@@ -6,6 +6,10 @@ import { existsSync, mkdirSync, cpSync } from 'node:fs';
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
+// loaded at run time from node_modules (shipped as production dependencies): native / wasm / ESM-only packages
+// and TensorFlow.js (its wasm backend finds its .wasm files next to its own package)
+const runtimeExternals = ['onnxruntime-node', '@tensorflow/*', 'h5wasm'];
+
 const common = {
   bundle: true,
   sourcemap: !production,
@@ -23,7 +27,7 @@ const builds = [
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['vscode', 'onnxruntime-node'],
+    external: ['vscode', ...runtimeExternals],
   },
   {
     ...common,
@@ -32,7 +36,7 @@ const builds = [
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['onnxruntime-node'],
+    external: runtimeExternals,
   },
   {
     ...common,
@@ -52,7 +56,7 @@ if (existsSync('test/exthost/index.ts')) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['vscode', 'onnxruntime-node', 'mocha'],
+    external: ['vscode', ...runtimeExternals, 'mocha'],
   });
 }
 

@@ -4,13 +4,16 @@
  * Errors: one line on stderr, exit 1 (bad input), 2 (usage), 3 (verification over tolerance); no stack traces.
  */
 import * as path from 'node:path';
-import { errorMessage, foldBatchNorm, inspectAsync, loadModel, ModelError, saveModel, verify } from '../core/api';
+import { errorMessage, foldBatchNorm, freezeBatchNorm, inspectAsync, loadModel, ModelError, saveModel, verify } from '../core/api';
+import type { TfjsBackend } from '../core/engines/tfjs';
 import { DEFAULT_ATOL, withinTolerance } from '../core/engines/onnxruntime';
 import type { InspectReport, VerifyReport } from '../core/types';
 
 const VERSION = '0.1.0';
 
-const HELP = `model-surgeon ${VERSION} - inspect and operate on trained model files (ONNX)
+const HELP = `model-surgeon ${VERSION} - inspect and operate on trained model files
+(ONNX .onnx, TensorFlow.js model.json + shards (layers and graph models), Keras .h5 and .keras;
+chosen by content, not by extension)
 
 Usage:
   model-surgeon inspect <model> [--json] [--no-stats] [--dim NAME=N ...]
@@ -18,11 +21,17 @@ Usage:
       summaries, totals and findings.
   model-surgeon fold-bn <model> -o <out> [--json] [--samples N] [--seed S] [--dim NAME=N ...]
                         [--tolerance T] [--force]
-      Fold every foldable BatchNorm into the Conv/ConvTranspose/Gemm/MatMul before it, verify
-      by running both models with onnxruntime on seeded probe inputs, and write <out>
-      atomically. Nothing is written when an output differs by more than
-      1e-6 + T x (largest |value| of that output), T = --tolerance (default 1e-4),
-      unless --force is given.
+                        [--requantize uint8|uint16] [--backend node|wasm|cpu]
+      Fold every foldable BatchNorm into the Conv/ConvTranspose/Gemm/MatMul/Dense before it,
+      verify by running both models (onnxruntime for ONNX, TensorFlow.js for TF.js/Keras) on
+      seeded probe inputs, and write <out> atomically (TF.js: <out> is the new model.json,
+      shards are written next to it first). Nothing is written when an output differs by more
+      than 1e-6 + T x (largest |value| of that output), T = --tolerance (default 1e-4), unless
+      --force is given. Quantized TF.js weights that are rewritten are written as float32
+      unless --requantize is given.
+  model-surgeon freeze-bn <model> -o <out> [--json]
+      Keras / TF.js layers models: set every BatchNorm to trainable: false (Keras 2+ then keeps
+      it in inference mode, also while fine-tuning) and write <out>.
   model-surgeon verify <a> <b> [--json] [--samples N] [--seed S] [--dim NAME=N ...] [--tolerance T]
       Run both models on the same seeded probe inputs and report the largest output difference.
 
@@ -34,7 +43,9 @@ Options:
   --tolerance T   accepted difference: 1e-6 + T x largest |output| (fold-bn default 1e-4;
                   verify: exit 3 above it)
   --no-stats      inspect: skip per-tensor statistics
-  -o, --output    output file (fold-bn)
+  --requantize D  fold-bn on quantized TF.js weights: re-quantize rewritten tensors (uint8|uint16)
+  --backend B     TF.js backend for verification (node|wasm|cpu; default: the first that works)
+  -o, --output    output file (fold-bn, freeze-bn)
   -h, --help      this help;  -V, --version  the version
 
 Exit codes: 0 ok, 1 bad input or failure, 2 usage error, 3 verification above tolerance.
@@ -52,6 +63,8 @@ interface Args {
   seed?: number;
   tolerance?: number;
   dims: Record<string, number>;
+  requantize?: 'uint8' | 'uint16';
+  backend?: TfjsBackend;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -91,6 +104,18 @@ function parseArgs(argv: string[]): Args {
       case '--tolerance':
         a.tolerance = num(value(i++, t), t, false);
         break;
+      case '--requantize': {
+        const v = value(i++, t);
+        if (v !== 'uint8' && v !== 'uint16') throw new UsageError(`--requantize expects uint8 or uint16, got '${v}'`);
+        a.requantize = v;
+        break;
+      }
+      case '--backend': {
+        const v = value(i++, t);
+        if (v !== 'node' && v !== 'wasm' && v !== 'cpu') throw new UsageError(`--backend expects node, wasm or cpu, got '${v}'`);
+        a.backend = v;
+        break;
+      }
       case '--dim': {
         const v = value(i++, t);
         const m = /^([^=]+)=(\d+)$/.exec(v);
@@ -118,7 +143,8 @@ function fmt(n: number | null): string {
 
 function printInspect(r: InspectReport, file: string): void {
   const m = r.model;
-  out(`${path.basename(file)}: ${r.format}, IR ${m.ir_version ?? '?'}, opset ${m.opsets.map((o) => (o.domain === 'ai.onnx' ? o.version : `${o.domain} ${o.version}`)).join(', ')}, producer ${m.producer || '?'} ${m.producer_version}`);
+  if (r.format === 'onnx') out(`${path.basename(file)}: ${r.format}, IR ${m.ir_version ?? '?'}, opset ${m.opsets.map((o) => (o.domain === 'ai.onnx' ? o.version : `${o.domain} ${o.version}`)).join(', ')}, producer ${m.producer || '?'} ${m.producer_version}`);
+  else out(`${path.basename(file)}: ${r.format}${m.graph_name ? ` '${m.graph_name}'` : ''}, producer ${m.producer || '?'} ${m.producer_version}`);
   out(`inputs: ${m.inputs.map((i) => `${i.name} ${i.dtype}[${(i.shape ?? []).map((d) => d ?? '?').join('x')}]`).join(', ')}`);
   out(`params ${fmt(r.totals.params)}, MACs ${fmt(r.totals.macs)}, layers ${r.totals.layers}, weights ${fmt(m.weight_bytes)}B, file ${fmt(m.file_bytes)}B`);
   out('');
@@ -153,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const args = parseArgs(rest);
-  const vopts = { samples: args.samples, seed: args.seed, dims: args.dims };
+  const vopts = { samples: args.samples, seed: args.seed, dims: args.dims, backend: args.backend };
   switch (cmd) {
     case 'inspect': {
       if (args.positional.length !== 1) throw new UsageError('inspect takes exactly one model file');
@@ -168,7 +194,7 @@ async function main(argv: string[]): Promise<number> {
       if (!args.output) throw new UsageError('fold-bn needs an output file: -o <out>');
       const model = await loadModel(args.positional[0]);
       const t0 = performance.now();
-      const result = foldBatchNorm(model);
+      const result = foldBatchNorm(model, args.requantize ? { requantize: args.requantize } : {});
       const foldSeconds = (performance.now() - t0) / 1000;
       const v = await verify(model, result.model, vopts);
       const tolerance = args.tolerance ?? 1e-4;
@@ -184,6 +210,7 @@ async function main(argv: string[]): Promise<number> {
             verify: v,
             size: result.size,
             fold_seconds: foldSeconds,
+            notes: result.notes,
             output: written ? path.resolve(args.output) : null,
           }),
         );
@@ -194,11 +221,26 @@ async function main(argv: string[]): Promise<number> {
         for (const s of result.plan.skipped) out(`  ${s.layer}: ${s.reason}`);
         out(`verify: ${verifyLine(v)}`);
         out(`params ${result.size.params_before} -> ${result.size.params_after}, weight bytes ${result.size.bytes_before} -> ${result.size.bytes_after}, layers ${result.size.layers_before} -> ${result.size.layers_after}`);
+        for (const n of result.notes) out(`note: ${n}`);
         if (written) out(`wrote ${args.output}`);
       }
       if (!ok) {
         process.stderr.write(`model-surgeon: error: outputs differ by more than ${DEFAULT_ATOL} + ${tolerance} x |output| (max abs error ${v.max_abs_error.toExponential(2)}, max rel error ${v.max_rel_error.toExponential(2)}); ${written ? 'written anyway (--force)' : 'nothing written'}\n`);
         return 3;
+      }
+      return 0;
+    }
+    case 'freeze-bn': {
+      if (args.positional.length !== 1) throw new UsageError('freeze-bn takes exactly one model file');
+      if (!args.output) throw new UsageError('freeze-bn needs an output file: -o <out>');
+      const model = await loadModel(args.positional[0]);
+      const result = freezeBatchNorm(model);
+      await saveModel(result.model, args.output);
+      if (args.json) out(JSON.stringify({ frozen: result.frozen.length, layers: result.frozen, output: path.resolve(args.output) }));
+      else {
+        out(`froze ${result.frozen.length} BatchNorm layer(s) (trainable: false)`);
+        for (const n of result.frozen) out(`  ${n}`);
+        out(`wrote ${args.output}`);
       }
       return 0;
     }

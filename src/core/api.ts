@@ -1,23 +1,31 @@
 /**
  * The core's public surface: everything the extension host and the CLI use. No `vscode`, no DOM.
- * Formats are chosen by content (magic bytes / structure), never by file extension alone.
+ * Formats are chosen by content (magic bytes / structure), never by file extension alone; each format is a
+ * FormatHandler (formats/handler.ts) and these functions delegate to the one that owns the model.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { buildReport, buildReportAsync, type InspectOptions } from './analysis/inspect';
-import { verifyOnnx } from './engines/onnxruntime';
 import { ModelError } from './errors';
-import { assertLooksLikeOnnx, decodeModel, encodeModel } from './formats/onnx/codec';
-import { applyFold, planFold } from './formats/onnx/fold-batchnorm';
-import { buildGraphView } from './formats/onnx/graph';
+import type { EngineVerifyOptions, FoldOptions, FormatHandler } from './formats/handler';
+import { assertLooksLikeOnnx, decodeModel } from './formats/onnx/codec';
+import { onnxHandler } from './formats/onnx/handler';
 import { newExternalResolver, OnnxModel } from './formats/onnx/model';
-import type { ModelProto, TensorProto } from './formats/onnx/proto';
-import { tensorByteLength } from './formats/onnx/tensor';
-import type { FoldPlan, InspectReport, ModelFormat, SizeDelta, VerifyOptions, VerifyReport } from './types';
-import { describeFsError, writeFileAtomic } from './util/fs';
+import type { ModelProto } from './formats/onnx/proto';
+import { kerasHandler } from './formats/keras/handler';
+import { h5IfReady, loadH5wasm } from './formats/keras/h5';
+import { readKerasH5, readKerasZip } from './formats/keras/keras-files';
+import { isObject, type JsonObject } from './formats/keras/json';
+import { fsShardReader, layersModelConfig, readTfjsLayers, type ShardReader } from './formats/keras/tfjs-layers';
+import { isGraphModelJson, readTfjsGraph } from './formats/tfjs-graph/graph-model';
+import { tfjsGraphHandler } from './formats/tfjs-graph/handler';
+import type { FoldPlan, InspectReport, ModelFormat, SizeDelta, VerifyReport } from './types';
+import { describeFsError } from './util/fs';
+import { zipEntries, type ZipEntry } from './util/zip';
 
 export { ModelError } from './errors';
 export type { InspectOptions } from './analysis/inspect';
+export type { FoldOptions, FormatHandler } from './formats/handler';
 
 /** A loaded model. Immutable: rewrites return a new Model, so the previous one is the undo state. */
 export interface Model {
@@ -32,6 +40,22 @@ export interface FoldResult {
   model: Model;
   plan: FoldPlan;
   size: SizeDelta;
+  /** facts worth telling (e.g. quantized tensors written as float32 and the size change); may be empty */
+  notes: string[];
+}
+
+export interface FreezeResult {
+  model: Model;
+  /** names of the BatchNorm layers set to trainable: false */
+  frozen: string[];
+}
+
+const HANDLERS: FormatHandler[] = [onnxHandler as FormatHandler, kerasHandler as FormatHandler, tfjsGraphHandler as FormatHandler];
+
+function handlerFor(model: Model): FormatHandler {
+  const h = HANDLERS.find((x) => x.owns(model));
+  if (!h) throw new ModelError(`${model.format} models are not supported by this operation`);
+  return h;
 }
 
 /** A user-facing one-line message for any error (ModelError or unexpected). */
@@ -41,6 +65,7 @@ export function errorMessage(err: unknown): string {
   return `internal error: ${msg.split('\n')[0]}`;
 }
 
+/** Loads any supported model file (ONNX, TF.js model.json + shards, Keras .h5, .keras). */
 export async function loadModel(file: string): Promise<Model> {
   let bytes: Uint8Array;
   try {
@@ -51,12 +76,12 @@ export async function loadModel(file: string): Promise<Model> {
     if (err instanceof ModelError) throw err;
     throw new ModelError(describeFsError(err, file));
   }
-  return loadModelBytes(bytes, path.dirname(path.resolve(file)), path.basename(file));
+  return loadModelBytesAsync(bytes, path.dirname(path.resolve(file)), path.basename(file));
 }
 
 export function sniffFormat(bytes: Uint8Array): ModelFormat | 'json' | 'hdf5' | 'zip' | null {
   if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x48 && bytes[2] === 0x44 && bytes[3] === 0x46) return 'hdf5';
-  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) return 'zip';
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 0x03 || bytes[2] === 0x05) && (bytes[3] === 0x04 || bytes[3] === 0x06)) return 'zip';
   let i = 0;
   while (i < bytes.length && i < 64 && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09 || bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
   if (bytes[i] === 0x7b) return 'json';
@@ -65,16 +90,68 @@ export function sniffFormat(bytes: Uint8Array): ModelFormat | 'json' | 'hdf5' | 
   return bytes.length > 0 ? 'onnx' : null;
 }
 
+function parseModelJson(bytes: Uint8Array, name: string): JsonObject {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new ModelError(`${name}: invalid JSON (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+  }
+  if (!isObject(v)) throw new ModelError(`${name}: JSON that is not a TF.js model.json`);
+  return v;
+}
+
+function loadJson(json: JsonObject, readShard: ShardReader, baseDir: string, fileBytes: number, name: string): Model {
+  if (isGraphModelJson(json)) return readTfjsGraph(json, readShard, baseDir, fileBytes, name);
+  if (layersModelConfig(json)) return readTfjsLayers(json, readShard, baseDir, fileBytes, name);
+  throw new ModelError(`${name}: JSON that is not a TF.js model.json (no modelTopology with a Keras model or a graph)`);
+}
+
+/** shards of a TF.js bundle (zip of model.json + shards) come from the archive, never from disk */
+function bundleReader(entries: ZipEntry[], name: string): ShardReader {
+  return (rel) => {
+    const norm = path.posix.normalize(rel.replace(/\\/g, '/'));
+    if (norm.startsWith('../') || norm.startsWith('/')) throw new ModelError(`${name}: shard path '${rel}' resolves outside the model's folder; refused`);
+    const e = entries.find((x) => x.name === norm);
+    if (!e) throw new ModelError(`${name}: weight shard '${rel}' is missing`);
+    return e.bytes;
+  };
+}
+
+function loadZip(bytes: Uint8Array, baseDir: string, name: string): Model {
+  const entries = zipEntries(bytes, name);
+  const mj = entries.find((e) => e.name === 'model.json');
+  if (mj && !entries.some((e) => e.name === 'config.json')) {
+    return loadJson(parseModelJson(mj.bytes, `${name}: model.json`), bundleReader(entries, name), baseDir, bytes.byteLength, name);
+  }
+  return readKerasZip(bytes, baseDir, name, entries);
+}
+
+function needsHdf5(bytes: Uint8Array): boolean {
+  const kind = sniffFormat(bytes);
+  return kind === 'hdf5' || kind === 'zip';
+}
+
+/**
+ * Synchronous load from bytes. Keras .h5/.keras need the HDF5 library, which loads asynchronously: they work
+ * here once any async load has initialized it (loadModel / loadModelBytesAsync / prepareFormats); otherwise
+ * use loadModelBytesAsync. TF.js models read their shards from `baseDir` (or from the bundle).
+ */
 export function loadModelBytes(bytes: Uint8Array, baseDir: string, name = 'model'): Model {
   if (bytes.length === 0) throw new ModelError(`${name}: the file is empty`);
   const kind = sniffFormat(bytes);
   switch (kind) {
     case 'hdf5':
-      throw new ModelError(`${name}: Keras .h5 (HDF5) models are not supported yet; this version opens ONNX models`);
-    case 'zip':
-      throw new ModelError(`${name}: .keras (zip) models are not supported yet; this version opens ONNX models`);
+      if (!h5IfReady()) throw new ModelError(`${name}: HDF5 support is not loaded yet; open Keras models with loadModelBytesAsync()`);
+      return readKerasH5(bytes, baseDir, name);
+    case 'zip': {
+      const entries = zipEntries(bytes, name);
+      const isBundle = entries.some((e) => e.name === 'model.json') && !entries.some((e) => e.name === 'config.json');
+      if (!isBundle && !h5IfReady()) throw new ModelError(`${name}: HDF5 support is not loaded yet; open Keras models with loadModelBytesAsync()`);
+      return loadZip(bytes, baseDir, name);
+    }
     case 'json':
-      throw new ModelError(`${name}: TensorFlow.js model.json models are not supported yet; this version opens ONNX models`);
+      return loadJson(parseModelJson(bytes, name), fsShardReader(baseDir, name), baseDir, bytes.length, name);
     default:
       break;
   }
@@ -89,51 +166,39 @@ export function loadModelBytes(bytes: Uint8Array, baseDir: string, name = 'model
   return new OnnxModel(proto, baseDir, bytes.length, newExternalResolver(baseDir));
 }
 
-function asOnnx(model: Model): OnnxModel {
-  if (model instanceof OnnxModel) return model;
-  throw new ModelError(`${model.format} models are not supported by this operation yet`);
+/** Loads the libraries some formats need (HDF5 for Keras); afterwards loadModelBytes handles every format. */
+export async function prepareFormats(): Promise<void> {
+  await loadH5wasm();
+}
+
+/** loadModelBytes for every format (loads the HDF5 library first when the bytes need it) */
+export async function loadModelBytesAsync(bytes: Uint8Array, baseDir: string, name = 'model'): Promise<Model> {
+  if (bytes.length > 0 && needsHdf5(bytes)) await loadH5wasm();
+  return loadModelBytes(bytes, baseDir, name);
 }
 
 export function inspect(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): InspectReport {
-  return buildReport(buildGraphView(asOnnx(model), opts.dims), opts);
+  return buildReport(handlerFor(model).graphView(model, opts.dims), opts);
 }
 
 /** inspect, with the statistics of large models computed on two cores (what the CLI and the editor use) */
 export function inspectAsync(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): Promise<InspectReport> {
-  return buildReportAsync(buildGraphView(asOnnx(model), opts.dims), opts);
+  return buildReportAsync(handlerFor(model).graphView(model, opts.dims), opts);
 }
 
 export function planFoldBatchNorm(model: Model): FoldPlan {
-  return planFold(asOnnx(model));
+  return handlerFor(model).planFold(model);
 }
 
-function sizeOf(m: OnnxModel): { params: number; bytes: number; layers: number } {
-  const g = m.graph;
-  let params = 0;
-  let bytes = 0;
-  const count = (t: TensorProto) => {
-    params += t.dims.reduce((p, d) => p * Number(d), 1);
-    bytes += tensorByteLength(t);
-  };
-  g.initializer.forEach(count);
-  let layers = 0;
-  for (const n of g.node) {
-    if (n.opType === 'Constant' && (!n.domain || n.domain === 'ai.onnx')) {
-      const t = n.attribute.find((a) => a.name === 'value')?.t;
-      if (t) count(t);
-    } else layers++;
-  }
-  return { params, bytes, layers };
-}
-
-export function foldBatchNorm(model: Model): FoldResult {
-  const m = asOnnx(model);
-  const { model: folded, plan } = applyFold(m);
-  const a = sizeOf(m);
-  const b = sizeOf(folded);
+export function foldBatchNorm(model: Model, opts: FoldOptions = {}): FoldResult {
+  const h = handlerFor(model);
+  const { model: folded, plan, notes } = h.applyFold(model, opts);
+  const a = h.size(model);
+  const b = h.size(folded);
   return {
     model: folded,
     plan,
+    notes,
     size: {
       params_before: a.params,
       params_after: b.params,
@@ -145,32 +210,42 @@ export function foldBatchNorm(model: Model): FoldResult {
   };
 }
 
-export async function verify(a: Model, b: Model, opts: VerifyOptions = {}): Promise<VerifyReport> {
-  const ma = asOnnx(a);
-  const mb = asOnnx(b);
-  const inputs = buildGraphView(ma).summary.inputs;
-  return verifyOnnx({ bytes: runtimeBytes(ma), inputs }, { bytes: runtimeBytes(mb), inputs }, opts);
+/** Sets every BatchNorm to trainable: false (inference mode in Keras 2+, also while fine-tuning). Keras formats. */
+export function freezeBatchNorm(model: Model): FreezeResult {
+  const h = handlerFor(model);
+  if (!h.freeze) throw new ModelError(`Freeze BatchNorm is not available for ${model.format} models (it is a Keras setting)`);
+  return h.freeze(model);
 }
 
-/** bytes for onnxruntime: external data inlined (the runtime gets a buffer, not a path) */
-function runtimeBytes(m: OnnxModel): Uint8Array {
-  return encodeModel(m.external.inlineAll(m.proto));
+/** whether freezeBatchNorm applies to this model's format */
+export function canFreezeBatchNorm(model: Model): boolean {
+  return !!handlerFor(model).freeze;
 }
 
-/** the bytes of the model as it would be saved */
+export async function verify(a: Model, b: Model, opts: EngineVerifyOptions = {}): Promise<VerifyReport> {
+  const h = handlerFor(a);
+  if (!h.owns(b)) throw new ModelError(`cannot compare a ${a.format} model with a ${(b as Model).format} model`);
+  return h.verify(a, b, opts);
+}
+
+/**
+ * The model as one byte array: the file itself for ONNX / .h5 / .keras; for TF.js models a zip bundle of
+ * model.json + shards (loadModelBytes reads it back).
+ */
 export function serialize(model: Model): Uint8Array {
-  return encodeModel(asOnnx(model).proto);
+  return handlerFor(model).serialize(model);
 }
 
-/** atomic: temp file in the same folder + rename; never leaves a partial file */
+/**
+ * Atomic: temp file(s) in the same folder + rename; never leaves a partial model. TF.js models: `file` is the
+ * new model.json; shards are written next to it first, model.json last.
+ */
 export async function saveModel(model: Model, file: string): Promise<void> {
-  const m = asOnnx(model);
-  const target = path.resolve(file);
-  // external data paths are relative to the model's folder: saving elsewhere inlines them
-  const proto = path.dirname(target) === path.resolve(m.baseDir) ? m.proto : m.external.inlineAll(m.proto);
   try {
-    await writeFileAtomic(target, encodeModel(proto));
+    await handlerFor(model).save(model, file);
   } catch (err) {
-    throw new ModelError(describeFsError(err, file));
+    if (err instanceof ModelError) throw err;
+    if ((err as NodeJS.ErrnoException)?.code) throw new ModelError(describeFsError(err, file));
+    throw new ModelError(`cannot save ${file}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
 }

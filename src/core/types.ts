@@ -51,6 +51,8 @@ export interface TensorSummary {
   bytes: number;
   /** where the data lives: initializer, Constant node, external file */
   source: 'initializer' | 'constant' | 'external';
+  /** TF.js weights stored quantized (uint8/uint16 affine, or float16); statistics are of the dequantized values */
+  quantized?: 'uint8' | 'uint16' | 'float16';
   stats: WeightStats | null;
 }
 
@@ -101,6 +103,12 @@ export interface Finding {
   code: string;
   message: string;
   layers: string[];
+  /** id of the rewrite that fixes it for this model, when one exists (e.g. 'fold-batchnorm', 'remove-dropout') */
+  fix?: string;
+  /** every fix id that addresses it, best first, including ones for other formats (e.g. 'freeze-batchnorm') */
+  fixes?: string[];
+  /** numbers behind the message (effective batch, rate, channels...), for tooltips and CI scripts */
+  details?: Record<string, number | string>;
 }
 
 export interface ValueSummary {
@@ -143,6 +151,10 @@ export interface FoldCandidate {
   into: string;
   /** op of the layer it folds into */
   into_op: string;
+  /** 'backward' (into the layer before it, the default) or 'forward' (into the layer(s) after it) */
+  direction?: 'backward' | 'forward';
+  /** e.g. that a shared weight is copied, or that it folds once the BatchNorm next to it has folded (chains) */
+  note?: string;
 }
 
 export interface FoldPlan {
@@ -184,4 +196,188 @@ export interface VerifyOptions {
   /** values for symbolic input dims by name, e.g. { batch: 1, height: 48 }; unknown symbolic dims default to 1 */
   dims?: Record<string, number>;
   signal?: AbortSignal;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// BatchNorm / Dropout doctor and memory planner (issue #4)
+// ------------------------------------------------------------------------------------------------------------
+
+/** Fix ids used in findings. Those marked (Keras/TF.js) are offered for those formats only. */
+export type FixId =
+  | 'fold-batchnorm'
+  | 'fold-batchnorm-forward'
+  | 'batchnorm-to-affine'
+  | 'batchnorm-eval-mode'
+  | 'remove-dropout'
+  | 'freeze-batchnorm'
+  | 'replace-batchnorm-groupnorm';
+
+/** A generic rewrite plan (the fold rewrites keep using FoldPlan). */
+export interface RewriteCandidate {
+  /** the layer that is removed or replaced */
+  layer: string;
+  /** what happens to it, in words (e.g. 'removed; readers read its input') */
+  action: string;
+  note?: string;
+}
+
+export interface RewritePlan {
+  /** fix id of the rewrite */
+  rewrite: FixId;
+  candidates: RewriteCandidate[];
+  skipped: SkippedCandidate[];
+}
+
+/** where a BatchNorm's statistics come from: how many values per channel one batch gives it */
+export type BatchNormContext =
+  /** after a conv-like layer: N x spatial positions per channel */
+  | 'spatial'
+  /** spatial dims that are all 1 at this input size (small input or deep downsampling) */
+  | 'spatial-1x1'
+  /** after global pooling (GlobalAveragePool, ReduceMean over H, W...): 1x1 at any input size */
+  | 'global-pooled'
+  /** on a [N, C] tensor made by Flatten / Reshape */
+  | 'flattened'
+  /** on a [N, C] tensor made by a Dense / Gemm / MatMul layer */
+  | 'dense'
+  /** on another [N, C] tensor (e.g. a graph input) */
+  | 'vector'
+  /** shapes unknown (symbolic dims without values) */
+  | 'unknown';
+
+export interface BatchNormAuditRow {
+  layer: string;
+  channels: number;
+  /** shape of its input at the audited input size (null entries: unknown) */
+  input_shape: (number | null)[] | null;
+  context: BatchNormContext;
+  /** values per channel its batch statistics are computed over in training: N x prod(spatial); null if unknown */
+  effective_batch: number | null;
+  /** the layer whose output it reads (null: a graph input) and that layer's op */
+  producer: string | null;
+  producer_op: string | null;
+  training_mode: boolean;
+  /** how it can be removed: 'backward' / 'forward' fold, 'affine' (Mul+Add), or null */
+  fold: 'backward' | 'forward' | 'affine' | null;
+  /** the layer(s) it folds into */
+  fold_into: string | null;
+  /** why it cannot fold backward / forward (null when it can, or when no plan was given) */
+  backward_blocker: string | null;
+  forward_blocker: string | null;
+  low_variance_channels: number[];
+  low_gamma_channels: number[];
+  negative_gamma_channels: number[];
+  /** max over channels of |gamma| / sqrt(var + eps) and the channel where it occurs */
+  max_fold_scale: number | null;
+  max_fold_scale_channel: number | null;
+}
+
+export interface BatchNormAuditReport {
+  /** the batch size the effective batches are computed for */
+  batch_size: number;
+  /** where batch_size came from: the model's static input shape, the caller, or assumed 1 (symbolic batch) */
+  batch_source: 'model' | 'option' | 'assumed';
+  /** concrete input shapes used (null dims: symbolic without a value) */
+  input_shapes: Record<string, (number | null)[] | null>;
+  rows: BatchNormAuditRow[];
+  findings: Finding[];
+}
+
+export type DropoutMode = 'inference' | 'training' | 'dynamic';
+
+export interface DropoutAuditRow {
+  layer: string;
+  /** drop probability p */
+  rate: number | null;
+  /** 'inference': identity at inference; 'training': drops at random at inference; 'dynamic': a graph input decides */
+  mode: DropoutMode;
+  /** ONNX opset < 7: the is_test attribute (null when not legacy) */
+  legacy_is_test: number | null;
+  /** its mask output is read by a layer or is a graph output */
+  mask_used: boolean;
+  /** first BatchNorm layer(s) downstream of it (its training-time variance shift reaches them) */
+  feeds_batchnorm: string[];
+  /** layers between it and that BatchNorm (0 = directly) */
+  hops_to_batchnorm: number | null;
+  removable: boolean;
+  /** why it cannot be removed (null when it can) */
+  blocker: string | null;
+}
+
+export interface DropoutAuditReport {
+  rows: DropoutAuditRow[];
+  findings: Finding[];
+}
+
+export type OptimizerKind = 'none' | 'sgd' | 'sgd-momentum' | 'adam';
+
+export interface MemoryPlanRow {
+  layer: string;
+  op: string;
+  output_shape: (number | null)[] | null;
+  /** bytes of the tensors it creates (views/aliases such as Flatten, Reshape, inference Dropout: 0) */
+  output_bytes: number;
+  /** inference: bytes of all live activations while it runs (its inputs + outputs + everything still needed later) */
+  live_bytes: number;
+  /** training: bytes it adds to what is kept for backward (tensors already kept by an earlier layer count once) */
+  saved_bytes: number;
+  /** what it keeps for backward, e.g. ['input conv1_out', 'mask'] */
+  saved: string[];
+  /** running total of saved_bytes (the activation memory at the end of the forward pass) */
+  saved_total_bytes: number;
+  params: number;
+  param_bytes: number;
+}
+
+export interface MemoryEstimate {
+  /** weights and BatchNorm buffers */
+  param_bytes: number;
+  /** inference: peak of live activations over the topological order (graph inputs included) */
+  activation_bytes: number;
+  /** training only: gradients (one per trainable parameter) */
+  gradient_bytes: number;
+  /** training only: optimizer state (SGD momentum 1x, Adam 2x trainable parameters) */
+  optimizer_bytes: number;
+  /** training only: largest gradient in flight during backward (grad of a layer's output + grad of its input) */
+  workspace_bytes: number;
+  total_bytes: number;
+}
+
+export interface CropRow {
+  /** [H, W] of the crop, or of the full image for the last row */
+  size: [number, number];
+  full_image: boolean;
+  pixels: number;
+  training_bytes_per_image: number;
+  inference_bytes_per_image: number;
+  /** largest batch that fits the budget in training (null without a budget) */
+  max_batch_training: number | null;
+  /** labelled pixels one training step sees at that batch (max_batch_training x pixels) */
+  pixels_per_step: number | null;
+  /** crops it takes to tile one full image without overlap */
+  crops_per_image: number;
+}
+
+export interface MemoryPlanReport {
+  input_shapes: Record<string, number[]>;
+  batch_size: number;
+  /** bytes per activation element (4 = float32, 2 = float16) */
+  dtype_bytes: number;
+  optimizer: OptimizerKind;
+  params: number;
+  trainable_params: number;
+  layers: MemoryPlanRow[];
+  /** the layer where inference memory peaks */
+  peak_layer: string | null;
+  inference: MemoryEstimate;
+  training: MemoryEstimate;
+  /** memory that grows with each sample of a batch, and the part that does not (from the plan at N and N+1) */
+  per_sample: { inference_bytes: number; training_bytes: number };
+  fixed: { inference_bytes: number; training_bytes: number };
+  budget: { bytes: number; max_batch_inference: number; max_batch_training: number } | null;
+  crops: CropRow[] | null;
+  /** layers whose output shape is unknown at this size (counted as 0 bytes) */
+  unknown_layers: string[];
+  /** what is counted and what is not */
+  notes: string[];
 }

@@ -92,8 +92,8 @@ describe('model-surgeon CLI', () => {
     ['garbage', (d) => (writeFileSync(path.join(d, 'garbage.onnx'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919 + 13) & 0xff))), path.join(d, 'garbage.onnx')), /not an ONNX model|protobuf/],
     ['truncated', (d) => (writeFileSync(path.join(d, 'trunc.onnx'), readFileSync(FCN).subarray(0, 100_000)), path.join(d, 'trunc.onnx')), /truncated|not an ONNX/],
     ['a folder', (d) => (mkdirSync(path.join(d, 'dir.onnx'), { recursive: true }), path.join(d, 'dir.onnx')), /folder/],
-    ['JSON', (d) => (writeFileSync(path.join(d, 'model.json'), '{"format": "layers-model"}'), path.join(d, 'model.json')), /model\.json .*not supported yet/],
-    ['HDF5', (d) => (writeFileSync(path.join(d, 'm.h5'), Buffer.from('\x89HDF\r\n\x1a\n' + 'x'.repeat(100), 'latin1')), path.join(d, 'm.h5')), /\.h5 .*not supported yet/],
+    ['JSON', (d) => (writeFileSync(path.join(d, 'model.json'), '{"format": "layers-model"}'), path.join(d, 'model.json')), /model\.json: JSON that is not a TF\.js model\.json/],
+    ['HDF5', (d) => (writeFileSync(path.join(d, 'm.h5'), Buffer.from('\x89HDF\r\n\x1a\n' + 'x'.repeat(100), 'latin1')), path.join(d, 'm.h5')), /m\.h5: not a readable HDF5 file/],
   ];
   for (const [what, make, msg] of bad) {
     it(`bad input (${what}): exit 1, one clear line, nothing written`, () => {

@@ -30,7 +30,7 @@ export async function buildReportAsync(view: GraphView, opts: InspectOptions = {
       }),
     );
     const stats = await statsParallel(
-      jobs.map(({ w }) => ({ shape: w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek() })),
+      jobs.map(({ w }) => ({ shape: w.statsShape ?? w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek() })),
     );
     jobs.forEach((j, k) => (j.t.stats = stats[k]));
   }
@@ -38,7 +38,7 @@ export async function buildReportAsync(view: GraphView, opts: InspectOptions = {
 }
 
 function finish(view: GraphView, layers: LayerReport[]): InspectReport {
-  const findings = findingsFor(layers);
+  const findings = [...findingsFor(layers), ...(view.findings ?? [])];
   let macs: number | null = 0;
   for (const l of layers) macs = macs === null || l.macs === null ? null : macs + l.macs;
   return {
@@ -70,7 +70,8 @@ function layerReport(l: LayerView, withStats: boolean): LayerReport {
       channel_axis: w.channelAxis,
       bytes: w.bytes,
       source: w.source,
-      stats: withStats && count > 0 ? weightStats(cache.get(w) ?? w.peek(), w.shape, w.channelAxis, w.groups) : null,
+      ...(w.quantized ? { quantized: w.quantized } : {}),
+      stats: withStats && count > 0 ? weightStats(cache.get(w) ?? w.peek(), w.statsShape ?? w.shape, w.channelAxis, w.groups) : null,
     });
   }
   const report: LayerReport = {

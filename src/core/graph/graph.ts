@@ -3,7 +3,7 @@
  * role with their channel axis. Each format builds one from its native representation; tensor data is read
  * on demand (`read()`), so building a view costs nothing for large models.
  */
-import type { CanonicalOp, ModelFormat, ModelSummary, WeightRole } from '../types';
+import type { CanonicalOp, Finding, ModelFormat, ModelSummary, WeightRole } from '../types';
 
 export interface WeightView {
   name: string;
@@ -17,6 +17,13 @@ export interface WeightView {
    * (i on axis 0, j on axis 1) is floor(i / (shape[0] / groups)) * shape[1] + j. 1 otherwise.
    */
   groups: number;
+  /**
+   * the layout per-channel statistics use when it differs from `shape` (channelAxis refers to it): Keras
+   * depthwise kernels [kh, kw, in, mult] are viewed as [kh, kw, in * mult] (output channel in * mult + m)
+   */
+  statsShape?: number[];
+  /** stored quantized (TF.js): values are dequantized for every analysis */
+  quantized?: 'uint8' | 'uint16' | 'float16';
   source: 'initializer' | 'constant' | 'external';
   bytes: number;
   /** the values as float32 (dequantized / converted) in a fresh array; throws a one-line error if unreadable */
@@ -47,4 +54,6 @@ export interface GraphView {
   format: ModelFormat;
   summary: ModelSummary;
   layers: LayerView[];
+  /** format-specific findings (e.g. BatchNorm already fused into convolutions in a TF.js graph model) */
+  findings?: Finding[];
 }
