@@ -57,6 +57,8 @@ function analyse(model: OnnxModel): Analysis {
   const candidates: FoldCandidate[] = [];
   const skipped: SkippedCandidate[] = [];
   const actions: Action[] = [];
+  /** BN node -> its candidate, for chains */
+  const planned = new Map<NodeProto, FoldCandidate>();
   let shapes: ReturnType<typeof inferShapes> | null = null;
   const isFloatConst = (name: string | undefined) => {
     const c = name ? constants.get(name) : undefined;
@@ -106,11 +108,20 @@ function analyse(model: OnnxModel): Analysis {
       skip(`${pName} (${p.opType}) is not a layer BatchNorm can be folded into`);
       continue;
     }
+    const chained = planned.get(p);
+    if (p.opType === 'BatchNormalization' && chained) {
+      // a chain (Conv -> BN -> BN): once the BN before it has folded, this one reads the layer directly
+      const candidate: FoldCandidate = { ...chained, batchnorm: layer, note: `folds after ${pName} has folded into ${chained.into} (a chain)` };
+      candidates.push(candidate);
+      planned.set(bn, candidate);
+      continue;
+    }
     const into = (kind: Kind, extra: Partial<Action> = {}) => {
       const candidate: FoldCandidate = { batchnorm: layer, into: pName, into_op: p.opType ?? '' };
       if (extra.matmul) candidate.into = nameOf.get(extra.matmul) ?? candidate.into;
       if (extra.matmul) candidate.into_op = 'MatMul+Add';
       candidates.push(candidate);
+      planned.set(bn, candidate);
       actions.push({ bn, producer: p, kind, candidate, ...extra });
     };
     const weightChannels = (name: string, axis: (s: number[]) => number): number | null => {
@@ -221,13 +232,14 @@ export function applyFold(model: OnnxModel): { model: OnnxModel; plan: FoldPlan 
   const done: FoldCandidate[] = [];
   for (let round = 0; analysis.actions.length > 0 && round < 64; round++) {
     current = current.derive(applyActions(current, analysis.actions));
-    done.push(...analysis.plan.candidates);
+    done.push(...analysis.actions.map((a) => a.candidate));
     analysis = analyse(current);
   }
   return { model: current, plan: { candidates: done, skipped: analysis.plan.skipped } };
 }
 
-class GraphEditor {
+/** Edits a graph copy-on-write (shared with the other ONNX rewrites). */
+export class GraphEditor {
   readonly nodes: NodeProto[];
   readonly initializers: TensorProto[];
   private readonly taken: Set<string>;

@@ -51,10 +51,15 @@ export function uniqueLayerNames(nodes: NodeProto[]): string[] {
   });
 }
 
-export function buildGraphView(model: OnnxModel, symbols: Record<string, number> = {}): GraphView {
+export interface GraphViewOptions {
+  /** shapes of graph inputs replacing the declared ones (e.g. another input size); null dims stay unknown */
+  inputShapes?: Record<string, Shape>;
+}
+
+export function buildGraphView(model: OnnxModel, symbols: Record<string, number> = {}, opts: GraphViewOptions = {}): GraphView {
   const graph = model.graph;
   const constants = constantTensors(graph);
-  const shapes = inferShapes(graph, constants, model.external, symbols);
+  const shapes = inferShapes(graph, constants, model.external, symbols, opts.inputShapes);
   const names = uniqueLayerNames(graph.node);
   const layers: LayerView[] = [];
   graph.node.forEach((node, i) => {

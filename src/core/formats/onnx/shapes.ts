@@ -25,12 +25,19 @@ export function inferShapes(
   constants: Map<string, ConstantSource>,
   ext: ExternalDataResolver,
   symbols: Record<string, number> = {},
+  /** shapes of graph inputs that replace the declared ones (null dims: unknown); e.g. a planner's input size */
+  inputShapes: Record<string, Shape> = {},
 ): Map<string, Shape | null> {
   const shapes = new Map<string, Shape | null>();
   const declared = new Map<string, ValueInfoProto>();
   for (const vi of [...graph.valueInfo, ...graph.output]) if (vi.name) declared.set(vi.name, vi);
-  for (const vi of graph.input) if (vi.name && !constants.has(vi.name)) shapes.set(vi.name, declaredShape(vi, symbols, 1));
+  for (const vi of graph.input) {
+    if (!vi.name || constants.has(vi.name)) continue;
+    const given = Object.prototype.hasOwnProperty.call(inputShapes, vi.name) ? inputShapes[vi.name] : undefined;
+    shapes.set(vi.name, given ? [...given] : declaredShape(vi, symbols, 1));
+  }
   for (const [name, c] of constants) shapes.set(name, dims(c.tensor));
+  const overridden = Object.keys(inputShapes).length > 0;
 
   // small integer vectors computed from shapes (Shape -> Slice -> Concat -> Reshape chains of exporters)
   const values = new Map<string, number[]>();
@@ -62,7 +69,8 @@ export function inferShapes(
     node.output.forEach((name, i) => {
       if (!name || constants.has(name)) return;
       let s = out[i] ?? null;
-      if (s === null || s.includes(null)) {
+      // declared shapes of intermediate values were written for the declared input shapes: not used when overridden
+      if ((s === null || s.includes(null)) && !overridden) {
         const vi = declared.get(name);
         const d = vi ? declaredShape(vi, symbols, null) : null;
         if (d && (s === null || d.length === s.length)) s = s ? s.map((x, k) => x ?? d[k]) : d;
