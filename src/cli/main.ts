@@ -4,10 +4,11 @@
  * Errors: one line on stderr, exit 1 (bad input), 2 (usage), 3 (verification over tolerance); no stack traces.
  */
 import * as path from 'node:path';
-import { errorMessage, foldBatchNorm, freezeBatchNorm, inspectAsync, loadModel, ModelError, saveModel, verify } from '../core/api';
+import { mergeFindings } from '../core/doctor';
+import { applyFix, audit, DOCTOR_REWRITES, errorMessage, foldBatchNorm, freezeBatchNorm, inspect, inspectAsync, loadModel, ModelError, planMemory, saveModel, verify, type AuditReport, type DoctorRewrite, type Model } from '../core/api';
 import type { TfjsBackend } from '../core/engines/tfjs';
 import { DEFAULT_ATOL, withinTolerance } from '../core/engines/onnxruntime';
-import type { InspectReport, VerifyReport } from '../core/types';
+import type { InspectReport, MemoryPlanReport, OptimizerKind, VerifyReport } from '../core/types';
 
 const VERSION = '0.1.0';
 
@@ -34,6 +35,20 @@ Usage:
       it in inference mode, also while fine-tuning) and write <out>.
   model-surgeon verify <a> <b> [--json] [--samples N] [--seed S] [--dim NAME=N ...] [--tolerance T]
       Run both models on the same seeded probe inputs and report the largest output difference.
+  model-surgeon audit <model> [--json] [--batch N] [--input HxW] [--dim NAME=N ...]
+      BatchNorm and Dropout audit: effective batch of every BatchNorm (batch-size-1 hazards),
+      dead / risky channels, BN in training mode, BN that cannot be folded and why, Dropout next
+      to BN, Dropout left in an inference graph. Exit 4 when an error-level finding exists.
+  model-surgeon plan <model> [--json] [--input HxW] [--batch N] [--gpu-mem SIZE]
+                     [--optimizer adam|sgd|sgd-momentum|none] [--dtype float32|float16]
+                     [--crops 224,320,512] [--dim NAME=N ...]
+      Memory and batch-size planner (ONNX): activation memory per layer for inference and
+      training, parameters, gradients, optimizer state, the largest batch that fits SIZE
+      (e.g. 12GiB), and crops versus full images.
+  model-surgeon fix <model> <fix> -o <out> [--json] [verification options]
+      Apply one of the fixes findings point at (ONNX): fold-batchnorm-forward,
+      batchnorm-to-affine, remove-dropout (verified like fold-bn), batchnorm-eval-mode
+      (changes outputs on purpose: the deviation is reported, not gated).
 
 Options:
   --json          print only JSON on stdout
@@ -45,10 +60,14 @@ Options:
   --no-stats      inspect: skip per-tensor statistics
   --requantize D  fold-bn on quantized TF.js weights: re-quantize rewritten tensors (uint8|uint16)
   --backend B     TF.js backend for verification (node|wasm|cpu; default: the first that works)
-  -o, --output    output file (fold-bn, freeze-bn)
+  -o, --output    output file (fold-bn, freeze-bn, fix)
+  --batch N       audit / plan: batch size (default: the model's static batch, else 1)
+  --input HxW     audit / plan: spatial size of image inputs (e.g. 512x512)
+  --gpu-mem SIZE  plan: memory to fit (e.g. 12GiB, 16GB, 8000MiB)
   -h, --help      this help;  -V, --version  the version
 
-Exit codes: 0 ok, 1 bad input or failure, 2 usage error, 3 verification above tolerance.
+Exit codes: 0 ok, 1 bad input or failure, 2 usage error, 3 verification above tolerance,
+4 audit found an error-level finding.
 max_rel_error is the largest absolute difference divided by the largest magnitude of that output.`;
 
 class UsageError extends Error {}
@@ -65,6 +84,12 @@ interface Args {
   dims: Record<string, number>;
   requantize?: 'uint8' | 'uint16';
   backend?: TfjsBackend;
+  batch?: number;
+  input?: [number, number];
+  gpuMem?: string;
+  optimizer?: OptimizerKind;
+  dtypeBytes?: number;
+  crops?: number[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -114,6 +139,38 @@ function parseArgs(argv: string[]): Args {
         const v = value(i++, t);
         if (v !== 'node' && v !== 'wasm' && v !== 'cpu') throw new UsageError(`--backend expects node, wasm or cpu, got '${v}'`);
         a.backend = v;
+        break;
+      }
+      case '--batch':
+        a.batch = num(value(i++, t), t, true);
+        break;
+      case '--input': {
+        const v = value(i++, t);
+        const m = /^(\d+)(?:[x,](\d+))?$/i.exec(v);
+        if (!m || Number(m[1]) < 1) throw new UsageError(`--input expects HxW (e.g. 512x512), got '${v}'`);
+        a.input = [Number(m[1]), Number(m[2] ?? m[1])];
+        break;
+      }
+      case '--gpu-mem':
+        a.gpuMem = value(i++, t);
+        break;
+      case '--optimizer': {
+        const v = value(i++, t);
+        if (v !== 'adam' && v !== 'sgd' && v !== 'sgd-momentum' && v !== 'none') throw new UsageError(`--optimizer expects adam, sgd, sgd-momentum or none, got '${v}'`);
+        a.optimizer = v;
+        break;
+      }
+      case '--dtype': {
+        const v = value(i++, t);
+        if (v !== 'float32' && v !== 'float16' && v !== 'bfloat16') throw new UsageError(`--dtype expects float32, float16 or bfloat16, got '${v}'`);
+        a.dtypeBytes = v === 'float32' ? 4 : 2;
+        break;
+      }
+      case '--crops': {
+        const v = value(i++, t);
+        const list = v.split(',').map((x) => Number(x));
+        if (!list.length || list.some((x) => !Number.isInteger(x) || x < 1)) throw new UsageError(`--crops expects sizes like 224,320,512, got '${v}'`);
+        a.crops = list;
         break;
       }
       case '--dim': {
@@ -256,8 +313,99 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'audit': {
+      if (args.positional.length !== 1) throw new UsageError('audit takes exactly one model file');
+      const model = await loadModel(args.positional[0]);
+      const report = audit(model, { batchSize: args.batch, dims: args.dims, inputShapes: args.input ? imageInputShapes(model, args.input) : undefined });
+      // every finding, also inspect's own (e.g. non-finite weights): audit is the CI gate
+      report.findings = mergeFindings((await inspectAsync(model, { dims: args.dims })).findings, report.findings);
+      if (args.json) out(JSON.stringify(report));
+      else printAudit(report);
+      return report.findings.some((f) => f.severity === 'error') ? 4 : 0;
+    }
+    case 'plan': {
+      if (args.positional.length !== 1) throw new UsageError('plan takes exactly one model file');
+      const model = await loadModel(args.positional[0]);
+      const report = planMemory(model, {
+        batch: args.batch,
+        height: args.input?.[0],
+        width: args.input?.[1],
+        dims: args.dims,
+        budget: args.gpuMem,
+        optimizer: args.optimizer,
+        dtypeBytes: args.dtypeBytes,
+        crops: args.crops,
+      });
+      if (args.json) out(JSON.stringify(report));
+      else printPlan(report);
+      return 0;
+    }
+    case 'fix': {
+      if (args.positional.length !== 2) throw new UsageError(`fix takes a model file and a fix (${DOCTOR_REWRITES.join(', ')})`);
+      const id = args.positional[1] as DoctorRewrite;
+      if (!DOCTOR_REWRITES.includes(id)) throw new UsageError(`unknown fix '${args.positional[1]}' (one of ${DOCTOR_REWRITES.join(', ')}; fold-batchnorm is fold-bn, freeze-batchnorm is freeze-bn)`);
+      if (!args.output) throw new UsageError('fix needs an output file: -o <out>');
+      const model = await loadModel(args.positional[0]);
+      const result = applyFix(model, id);
+      const v = result.applied > 0 ? await verify(model, result.model, vopts) : null;
+      const tolerance = args.tolerance ?? 1e-4;
+      const ok = !v || !result.preserves_outputs || withinTolerance(v, tolerance);
+      const written = ok || args.force;
+      if (written) await saveModel(result.model, args.output);
+      if (args.json) out(JSON.stringify({ fix: id, applied: result.applied, plan: result.plan, preserves_outputs: result.preserves_outputs, verify: v, size: result.size, output: written ? path.resolve(args.output) : null }));
+      else {
+        out(`${id}: applied to ${result.applied} layer(s)`);
+        for (const c of result.plan.candidates) out(`  ${'batchnorm' in c ? `${c.batchnorm} -> ${c.into} (${c.into_op})` : c.layer}`);
+        for (const sk of result.plan.skipped) out(`  skipped ${sk.layer}: ${sk.reason}`);
+        if (v) out(`verify: ${verifyLine(v)}${result.preserves_outputs ? '' : ' (this fix changes outputs on purpose)'}`);
+        if (written) out(`wrote ${args.output}`);
+      }
+      if (!ok) {
+        process.stderr.write(`model-surgeon: error: outputs differ by more than ${DEFAULT_ATOL} + ${tolerance} x |output| (max abs error ${v?.max_abs_error.toExponential(2)}); ${written ? 'written anyway (--force)' : 'nothing written'}\n`);
+        return 3;
+      }
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command '${cmd}'`);
+  }
+}
+
+/** HxW applied to every rank-4 input (NCHW for ONNX, NHWC for Keras/TF.js) */
+function imageInputShapes(model: Model, [h, w]: [number, number]): Record<string, number[]> {
+  const shapes: Record<string, number[]> = {};
+  for (const i of inspect(model, { stats: false }).model.inputs) {
+    if (!i.shape || i.shape.length !== 4) continue;
+    const s = i.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    if (model.format === 'onnx') [s[2], s[3]] = [h, w];
+    else [s[1], s[2]] = [h, w];
+    shapes[i.name] = s;
+  }
+  return shapes;
+}
+
+function printAudit(r: AuditReport): void {
+  const bn = r.batchnorm;
+  out(`BatchNorm layers: ${bn.rows.length} (batch size ${bn.batch_size}, ${bn.batch_source})`);
+  for (const row of bn.rows) out(`  ${row.layer}: ${row.context}, effective batch ${row.effective_batch ?? '?'}`);
+  out(`Dropout layers: ${r.dropout.rows.length}`);
+  for (const row of r.dropout.rows) out(`  ${row.layer}: rate ${row.rate === null ? '?' : Number(row.rate.toPrecision(4))}, ${row.mode}`);
+  if (r.findings.length) out('');
+  for (const f of r.findings) out(`${f.severity}: [${f.code}] ${f.message}${f.fix ? ` (fix: ${f.fix})` : ''}`);
+}
+
+const GiB = 1024 ** 3;
+const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
+
+function printPlan(r: MemoryPlanReport): void {
+  out(`inputs ${Object.entries(r.input_shapes).map(([k, s]) => `${k}=[${s.join('x')}]`).join(', ')}, batch ${r.batch_size}, ${r.dtype_bytes * 8}-bit activations, optimizer ${r.optimizer}`);
+  out(`params ${r.params} (${mib(r.training.param_bytes)})`);
+  out(`inference: activations peak ${mib(r.inference.activation_bytes)}${r.peak_layer ? ` at ${r.peak_layer}` : ''}, total ${mib(r.inference.total_bytes)}`);
+  out(`training:  activations kept ${mib(r.training.activation_bytes)}, gradients ${mib(r.training.gradient_bytes)}, optimizer ${mib(r.training.optimizer_bytes)}, total ${mib(r.training.total_bytes)}`);
+  if (r.budget) out(`largest batch in ${(r.budget.bytes / GiB).toFixed(2)} GiB: training ${r.budget.max_batch_training}, inference ${r.budget.max_batch_inference}`);
+  if (r.crops?.length) {
+    out('crop         training/image  inference/image  max batch (training)');
+    for (const c of r.crops) out(`${`${c.size[0]}x${c.size[1]}${c.full_image ? ' (full)' : ''}`.padEnd(13)}${mib(c.training_bytes_per_image).padStart(14)}  ${mib(c.inference_bytes_per_image).padStart(15)}  ${String(c.max_batch_training ?? '-').padStart(20)}`);
   }
 }
 

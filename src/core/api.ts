@@ -7,6 +7,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { buildReport, buildReportAsync, type InspectOptions } from './analysis/inspect';
 import { ModelError } from './errors';
+import type { MemoryPlanOptions } from './analysis/memory-planner';
+import { applyDoctorRewrite, auditWith, mergeFindings, planDoctorRewrite, planMemoryFor, type AuditOptions, type AuditReport, type DoctorRewrite, type DoctorRewriteResult } from './doctor';
 import type { EngineVerifyOptions, FoldOptions, FormatHandler } from './formats/handler';
 import { assertLooksLikeOnnx, decodeModel } from './formats/onnx/codec';
 import { onnxHandler } from './formats/onnx/handler';
@@ -19,12 +21,14 @@ import { isObject, type JsonObject } from './formats/keras/json';
 import { fsShardReader, layersModelConfig, readTfjsLayers, type ShardReader } from './formats/keras/tfjs-layers';
 import { isGraphModelJson, readTfjsGraph } from './formats/tfjs-graph/graph-model';
 import { tfjsGraphHandler } from './formats/tfjs-graph/handler';
-import type { FoldPlan, InspectReport, ModelFormat, SizeDelta, VerifyReport } from './types';
+import type { FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
 import { describeFsError } from './util/fs';
 import { zipEntries, type ZipEntry } from './util/zip';
 
 export { ModelError } from './errors';
 export type { InspectOptions } from './analysis/inspect';
+export type { MemoryPlanOptions } from './analysis/memory-planner';
+export { DOCTOR_REWRITES, type AuditOptions, type AuditReport, type DoctorRewrite } from './doctor';
 export type { FoldOptions, FormatHandler } from './formats/handler';
 
 /** A loaded model. Immutable: rewrites return a new Model, so the previous one is the undo state. */
@@ -177,13 +181,53 @@ export async function loadModelBytesAsync(bytes: Uint8Array, baseDir: string, na
   return loadModelBytes(bytes, baseDir, name);
 }
 
+/** inspect's findings completed by the BatchNorm / Dropout audits (an audit that cannot run adds nothing) */
+function withAudit(model: Model, report: InspectReport, dims: Record<string, number> | undefined): InspectReport {
+  try {
+    report.findings = mergeFindings(report.findings, auditWith(handlerFor(model), model, dims ? { dims } : {}).findings);
+  } catch {
+    // the audits are extra information: inspect stands without them
+  }
+  return report;
+}
+
 export function inspect(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): InspectReport {
-  return buildReport(handlerFor(model).graphView(model, opts.dims), opts);
+  return withAudit(model, buildReport(handlerFor(model).graphView(model, opts.dims), opts), opts.dims);
 }
 
 /** inspect, with the statistics of large models computed on two cores (what the CLI and the editor use) */
-export function inspectAsync(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): Promise<InspectReport> {
-  return buildReportAsync(handlerFor(model).graphView(model, opts.dims), opts);
+export async function inspectAsync(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): Promise<InspectReport> {
+  return withAudit(model, await buildReportAsync(handlerFor(model).graphView(model, opts.dims), opts), opts.dims);
+}
+
+/** the BatchNorm and Dropout audits: batch-size-1 hazards with the effective batch per BN, findings with fixes */
+export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
+  return auditWith(handlerFor(model), model, opts);
+}
+
+/** activation / parameter / optimizer memory for inference and training, largest batch that fits, crops */
+export function planMemory(model: Model, opts: MemoryPlanOptions = {}): MemoryPlanReport {
+  return planMemoryFor(model, opts);
+}
+
+export interface RewriteResult extends DoctorRewriteResult {
+  size: SizeDelta;
+}
+
+/** one of the doctor's fixes (fold-batchnorm-forward, batchnorm-to-affine, batchnorm-eval-mode, remove-dropout) */
+export function applyFix(model: Model, id: DoctorRewrite): RewriteResult {
+  const h = handlerFor(model);
+  const r = applyDoctorRewrite(model, id);
+  const a = h.size(model);
+  const b = h.size(r.model);
+  return {
+    ...r,
+    size: { params_before: a.params, params_after: b.params, bytes_before: a.bytes, bytes_after: b.bytes, layers_before: a.layers, layers_after: b.layers },
+  };
+}
+
+export function planFix(model: Model, id: DoctorRewrite): FoldPlan | RewritePlan {
+  return planDoctorRewrite(model, id);
 }
 
 export function planFoldBatchNorm(model: Model): FoldPlan {

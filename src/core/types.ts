@@ -34,6 +34,8 @@ export interface WeightStats {
   max: number;
   /** fraction of elements exactly 0 */
   zero_fraction: number;
+  /** NaN and infinite elements (left out of every other statistic) */
+  non_finite: number;
   /** fraction with |x| <= 1e-6 * max|x| (and exactly-zero ones) */
   near_zero_fraction: number;
   histogram: Histogram;

@@ -149,7 +149,7 @@ describe('statistics on two cores', () => {
     assert.deepEqual(parallel, serial);
     const withNaN = new Float32Array([1, NaN, -2, Infinity, 0]);
     const [s] = await statsParallel([{ shape: [5], channelAxis: null, groups: 1, count: 5, read: () => withNaN.slice(), peek: () => withNaN }], 0);
-    assert.deepEqual([s.count, s.min, s.max, s.mean, s.zero_fraction], [5, -2, 1, -1 / 3, 0.2], 'non-finite values are left out');
+    assert.deepEqual([s.count, s.min, s.max, s.mean, s.zero_fraction, s.non_finite], [5, -2, 1, -1 / 3, 0.2, 2], 'non-finite values are counted and left out');
   });
 
   it('inspectAsync reports what inspect reports', async () => {

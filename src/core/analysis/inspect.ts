@@ -140,7 +140,7 @@ function batchNormSummary(l: LayerView, read: (w: WeightView) => Float32Array): 
 function findingsFor(layers: LayerReport[]): Finding[] {
   const findings: Finding[] = [];
   const bns = layers.filter((l) => l.batchnorm);
-  const nonFinite = layers.filter((l) => l.weights.some((w) => w.stats && !(Number.isFinite(w.stats.min) && Number.isFinite(w.stats.max) && Number.isFinite(w.stats.mean))));
+  const nonFinite = layers.filter((l) => l.weights.some((w) => w.stats && w.stats.non_finite > 0));
   if (nonFinite.length) {
     findings.push({
       severity: 'error',

@@ -110,6 +110,7 @@ export function weightStats(data: Float32Array, shape: number[], channelAxis: nu
     min,
     max,
     zero_fraction: n > 0 ? zeros / n : 0,
+    non_finite: n - finite,
     near_zero_fraction: n > 0 ? near / n : 0,
     histogram: { min, max, counts: hist },
     channel_l2: real ? Array.from(acc, Math.sqrt) : null,

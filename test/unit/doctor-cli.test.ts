@@ -1,0 +1,109 @@
+/** The doctor's CLI commands as a user runs them (dist/cli.js in a child process): audit, plan, fix. */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadModel, saveModel } from '../../src/core/api';
+import { decodeModel } from '../../src/core/formats/onnx/codec';
+import { OnnxModel } from '../../src/core/formats/onnx/model';
+import { makeTensorLike, readTensorAsFloat32 } from '../../src/core/formats/onnx/tensor';
+
+const ROOT = path.join(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
+const DOCTOR = path.join(ROOT, 'test', 'fixtures', 'onnx-doctor');
+const FCN = path.join(ROOT, 'test', 'fixtures', 'onnx-fold', 'fcn_tiny', 'model.onnx');
+
+function run(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+let tmp = '';
+before(() => {
+  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-doctor-cli-'));
+});
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('model-surgeon audit / plan / fix', () => {
+  it('audit --json: the batch-1 hazard of Linear -> BatchNorm1d, with its fix', () => {
+    const r = run('audit', path.join(DOCTOR, 'linear_bn1d_b1', 'model.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.batchnorm.rows.length, 1);
+    assert.equal(j.batchnorm.rows[0].effective_batch, 1, 'one value per channel at batch 1');
+    const f = j.findings.find((x: { code: string }) => x.code === 'bn-batch1-hazard');
+    assert.ok(f, JSON.stringify(j.findings.map((x: { code: string }) => x.code)));
+    assert.equal(f.fix, 'fold-batchnorm');
+  });
+
+  it('audit --batch 16 --input 64x64: effective batch N x H x W after a conv', () => {
+    const r = run('audit', FCN, '--json', '--batch', '16', '--input', '64x64');
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout).batchnorm.rows as { layer: string; effective_batch: number }[];
+    // fcn_tiny: the first BN follows a stride-2 conv on 64x64 -> 32x32 per channel, 16 images
+    assert.equal(rows[0].effective_batch, 16 * 32 * 32);
+  });
+
+  it('audit exits 4 on an error-level finding (NaN weights)', async () => {
+    const model = (await loadModel(FCN)) as OnnxModel;
+    const g = model.graph;
+    const w = g.initializer.find((t) => t.name === g.node.find((n) => n.opType === 'Conv')!.input[1])!;
+    const data = readTensorAsFloat32(w, null);
+    data[3] = NaN;
+    const broken = path.join(tmp, 'nan.onnx');
+    await saveModel(model.derive({ ...model.proto, graph: { ...g, initializer: g.initializer.map((t) => (t === w ? makeTensorLike(w, data, w.dims.map(Number)) : t)) } }), broken);
+    const r = run('audit', broken);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /error: \[weights-non-finite\]/);
+  });
+
+  it('plan --json: per-layer rows, training > inference, the batch that fits', () => {
+    const r = run('plan', FCN, '--json', '--input', '512x512', '--batch', '4', '--gpu-mem', '12GiB', '--optimizer', 'adam');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.input_shapes.image, [4, 3, 512, 512]);
+    assert.ok(j.layers.length > 0);
+    assert.ok(j.training.total_bytes > j.inference.total_bytes);
+    assert.equal(j.training.optimizer_bytes, 2 * j.training.gradient_bytes, 'Adam keeps two moments per parameter');
+    assert.equal(j.budget.bytes, 12 * 1024 ** 3);
+    assert.ok(j.budget.max_batch_training >= 1 && j.budget.max_batch_training < j.budget.max_batch_inference);
+  });
+
+  it('plan on a Keras model says it is ONNX-only in one line', () => {
+    const keras = path.join(ROOT, 'test', 'fixtures', 'keras');
+    const file = readdirSync(keras).find((f) => f.endsWith('.keras'))!;
+    const r = run('plan', path.join(keras, file));
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /ONNX/);
+  });
+
+  it('fix remove-dropout: verified, written, no Dropout left', () => {
+    const out = path.join(tmp, 'nodrop.onnx');
+    const r = run('fix', path.join(DOCTOR, 'dropout_bn', 'model.onnx'), 'remove-dropout', '-o', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.applied, 1);
+    assert.equal(j.verify.max_abs_error, 0, 'Dropout is the identity at inference');
+    assert.ok(!decodeModel(readFileSync(out)).graph!.node.some((n) => n.opType === 'Dropout'));
+  });
+
+  it('fix batchnorm-eval-mode changes outputs on purpose and says so', () => {
+    const out = path.join(tmp, 'eval.onnx');
+    const r = run('fix', path.join(DOCTOR, 'bn_training', 'model.onnx'), 'batchnorm-eval-mode', '-o', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.preserves_outputs, false);
+    assert.ok(j.verify.max_abs_error > 0, 'running statistics differ from batch statistics');
+    assert.ok(existsSync(out));
+  });
+
+  it('unknown fix is a usage error', () => {
+    const r = run('fix', FCN, 'make-it-faster', '-o', path.join(tmp, 'x.onnx'));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown fix/);
+  });
+});
