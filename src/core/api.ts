@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { buildReport, buildReportAsync, type InspectOptions } from './analysis/inspect';
 import { ModelError } from './errors';
 import type { MemoryPlanOptions } from './analysis/memory-planner';
-import { applyDoctorRewrite, auditWith, mergeFindings, planDoctorRewrite, planMemoryFor, type AuditOptions, type AuditReport, type DoctorRewrite, type DoctorRewriteResult } from './doctor';
+import { applyDoctorRewrite, auditWith, mergeFindings, planDoctorRewrite, planMemoryFor, type AuditOptions, type AuditReport, type DoctorRewrite, type DoctorRewriteResult, type FixOptions } from './doctor';
 import type { EngineVerifyOptions, FoldOptions, FormatHandler } from './formats/handler';
 import { assertLooksLikeOnnx, decodeModel } from './formats/onnx/codec';
 import { onnxHandler } from './formats/onnx/handler';
@@ -28,7 +28,7 @@ import { zipEntries, type ZipEntry } from './util/zip';
 export { ModelError } from './errors';
 export type { InspectOptions } from './analysis/inspect';
 export type { MemoryPlanOptions } from './analysis/memory-planner';
-export { DOCTOR_REWRITES, type AuditOptions, type AuditReport, type DoctorRewrite } from './doctor';
+export { DOCTOR_REWRITES, KERAS_REWRITES, ONNX_REWRITES, type AuditOptions, type AuditReport, type DoctorRewrite, type FixOptions } from './doctor';
 export type { FoldOptions, FormatHandler } from './formats/handler';
 
 /** A loaded model. Immutable: rewrites return a new Model, so the previous one is the undo state. */
@@ -70,12 +70,35 @@ export function errorMessage(err: unknown): string {
 }
 
 /** Loads any supported model file (ONNX, TF.js model.json + shards, Keras .h5, .keras). */
+/** ONNX files this large are read into shared memory, so statistics workers read their tensors in place */
+const SHARED_READ_BYTES = 16 << 20;
+
+async function readModelFile(file: string, size: number): Promise<Uint8Array> {
+  if (size < SHARED_READ_BYTES) return fsp.readFile(file);
+  const fh = await fsp.open(file, 'r');
+  try {
+    const head = new Uint8Array(64);
+    await fh.read(head, 0, head.length, 0);
+    if (sniffFormat(head) !== 'onnx') return await fh.readFile();
+    const out = new Uint8Array(new SharedArrayBuffer(size));
+    let done = 0;
+    while (done < size) {
+      const { bytesRead } = await fh.read(out, done, size - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === size ? out : out.subarray(0, done);
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function loadModel(file: string): Promise<Model> {
   let bytes: Uint8Array;
   try {
     const st = await fsp.stat(file);
     if (st.isDirectory()) throw new ModelError(`is a folder, not a model file: ${file}`);
-    bytes = await fsp.readFile(file);
+    bytes = await readModelFile(file, st.size);
   } catch (err) {
     if (err instanceof ModelError) throw err;
     throw new ModelError(describeFsError(err, file));
@@ -205,7 +228,7 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
   return auditWith(handlerFor(model), model, opts);
 }
 
-/** activation / parameter / optimizer memory for inference and training, largest batch that fits, crops */
+/** activation / parameter / optimizer memory for inference and training, largest batch that fits, crops (ONNX NCHW; TF.js layers / Keras NHWC) */
 export function planMemory(model: Model, opts: MemoryPlanOptions = {}): MemoryPlanReport {
   return planMemoryFor(model, opts);
 }
@@ -214,10 +237,14 @@ export interface RewriteResult extends DoctorRewriteResult {
   size: SizeDelta;
 }
 
-/** one of the doctor's fixes (fold-batchnorm-forward, batchnorm-to-affine, batchnorm-eval-mode, remove-dropout) */
-export function applyFix(model: Model, id: DoctorRewrite): RewriteResult {
+/**
+ * one of the doctor's fixes: ONNX fold-batchnorm-forward, batchnorm-to-affine, batchnorm-eval-mode,
+ * remove-dropout; Keras / TF.js layers remove-dropout, set-dropout-rate (opts.rate), replace-batchnorm-groupnorm
+ * (opts.groups); opts.layers limits the Keras rewrites to some layers
+ */
+export function applyFix(model: Model, id: DoctorRewrite, opts: FixOptions = {}): RewriteResult {
   const h = handlerFor(model);
-  const r = applyDoctorRewrite(model, id);
+  const r = applyDoctorRewrite(model, id, opts);
   const a = h.size(model);
   const b = h.size(r.model);
   return {
@@ -226,8 +253,8 @@ export function applyFix(model: Model, id: DoctorRewrite): RewriteResult {
   };
 }
 
-export function planFix(model: Model, id: DoctorRewrite): FoldPlan | RewritePlan {
-  return planDoctorRewrite(model, id);
+export function planFix(model: Model, id: DoctorRewrite, opts: FixOptions = {}): FoldPlan | RewritePlan {
+  return planDoctorRewrite(model, id, opts);
 }
 
 export function planFoldBatchNorm(model: Model): FoldPlan {

@@ -30,7 +30,7 @@ export async function buildReportAsync(view: GraphView, opts: InspectOptions = {
       }),
     );
     const stats = await statsParallel(
-      jobs.map(({ w }) => ({ shape: w.statsShape ?? w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek() })),
+      jobs.map(({ w }) => ({ shape: w.statsShape ?? w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek(), shared: () => w.shared?.() ?? null })),
     );
     jobs.forEach((j, k) => (j.t.stats = stats[k]));
   }

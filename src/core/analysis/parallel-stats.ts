@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as os from 'node:os';
+import type { SharedFloat32 } from '../graph/graph';
 import type { WeightStats } from '../types';
 import { weightStats } from './stats';
 
@@ -17,10 +18,14 @@ export interface StatsJob {
   read(): Float32Array;
   /** data valid until the next peek (local computation) */
   peek(): Float32Array;
+  /** the data in shared memory, when it is there: the worker reads it without a copy */
+  shared?(): SharedFloat32 | null;
 }
 
 interface WorkerJob {
-  data: Float32Array;
+  /** either owned data (transferred) or a place in shared memory */
+  data: Float32Array | null;
+  shared: SharedFloat32 | null;
   shape: number[];
   channelAxis: number | null;
   groups: number;
@@ -29,8 +34,15 @@ interface WorkerJob {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const weightStats = ${weightStats.toString()};
+let scratch = new ArrayBuffer(0);
+function view(s) {
+  if (s.byteOffset % 4 === 0) return new Float32Array(s.buffer, s.byteOffset, s.length);
+  if (scratch.byteLength < s.length * 4) scratch = new ArrayBuffer(s.length * 4);
+  new Uint8Array(scratch, 0, s.length * 4).set(new Uint8Array(s.buffer, s.byteOffset, s.length * 4));
+  return new Float32Array(scratch, 0, s.length);
+}
 parentPort.on('message', (jobs) => {
-  parentPort.postMessage(jobs.map((j) => weightStats(j.data, j.shape, j.channelAxis, j.groups)));
+  parentPort.postMessage(jobs.map((j) => weightStats(j.data || view(j.shared), j.shape, j.channelAxis, j.groups)));
 });
 `;
 
@@ -57,7 +69,10 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
   }
   const worker = new Worker(WORKER_SOURCE, { eval: true });
   try {
-    const payload: WorkerJob[] = remote.map((i) => ({ data: jobs[i].read(), shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
+    const payload: WorkerJob[] = remote.map((i) => {
+      const shared = jobs[i].shared?.() ?? null;
+      return { data: shared ? null : jobs[i].read(), shared, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups };
+    });
     const done = new Promise<WeightStats[]>((resolve, reject) => {
       worker.once('message', (m: WeightStats[]) => resolve(m));
       worker.once('error', reject);
@@ -65,7 +80,7 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
     });
     worker.postMessage(
       payload,
-      payload.map((p) => p.data.buffer as ArrayBuffer),
+      payload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
     );
     const results = new Array<WeightStats>(jobs.length);
     for (const i of local) results[i] = weightStats(jobs[i].peek(), jobs[i].shape, jobs[i].channelAxis, jobs[i].groups);

@@ -33,6 +33,18 @@ export interface WeightView {
    * buffer): valid only until the next peek() of any weight, never to be kept or modified.
    */
   peek(): Float32Array;
+  /**
+   * Where the float32 values already sit in shared memory (a model file read into a SharedArrayBuffer), so a
+   * worker thread can read them without a copy; null/absent otherwise. `byteOffset` may be unaligned.
+   */
+  shared?(): SharedFloat32 | null;
+}
+
+export interface SharedFloat32 {
+  buffer: SharedArrayBuffer;
+  byteOffset: number;
+  /** number of float32 elements */
+  length: number;
 }
 
 export interface LayerView {

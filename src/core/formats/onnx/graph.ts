@@ -1,5 +1,5 @@
 /** ONNX ModelProto -> format-neutral GraphView (canonical ops, weight roles, shapes, MACs). */
-import type { GraphView, LayerView, WeightView } from '../../graph/graph';
+import type { GraphView, LayerView, SharedFloat32, WeightView } from '../../graph/graph';
 import type { CanonicalOp, ModelSummary, ValueSummary, WeightRole } from '../../types';
 import { attrFloat, attrInt, constantTensors, dims, isDefaultDomain, type ConstantSource, type OnnxModel } from './model';
 import type { NodeProto, TensorProto, ValueInfoProto } from './proto';
@@ -82,7 +82,16 @@ function weightView(model: OnnxModel, name: string, src: ConstantSource, role: W
     bytes: tensorByteLength(t),
     read: () => readTensorAsFloat32(t, model.external),
     peek: () => peekFloat32(t, model),
+    shared: () => sharedFloat32(t),
   };
+}
+
+/** float32 raw_data that lives in a SharedArrayBuffer (see api.readModelFile): a worker can read it in place */
+function sharedFloat32(t: TensorProto): SharedFloat32 | null {
+  const raw = t.rawData;
+  if (t.dataType !== 1 || !raw || t.dataLocation === 1 || !LITTLE_ENDIAN || raw.byteLength % 4 !== 0) return null;
+  if (!(raw.buffer instanceof SharedArrayBuffer)) return null;
+  return { buffer: raw.buffer, byteOffset: raw.byteOffset, length: raw.byteLength / 4 };
 }
 
 let scratch = new ArrayBuffer(0);
