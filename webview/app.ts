@@ -4,6 +4,7 @@ import type {
   DocumentChange,
   DocumentView,
   FoldPreview,
+  FreezePreview,
   HostToWebview,
   ReplyTo,
   WebviewRequest,
@@ -14,6 +15,7 @@ import { renderDetail } from './detail';
 import { DimsControl } from './dims';
 import { clear, h, setDisabled } from './dom';
 import { FoldPanel } from './fold';
+import { FreezePanel } from './freeze';
 import { COLUMN_KEYS, LayerTable, type SortState } from './table';
 import { renderError, renderFindings, renderSummary } from './views';
 
@@ -40,9 +42,11 @@ export function restoreState(raw: unknown): PersistedState {
 interface Shell {
   title: HTMLElement;
   foldButton: HTMLElementTagNameMap['vscode-button'];
+  freezeButton: HTMLElementTagNameMap['vscode-button'];
   summary: HTMLElement;
   dims: DimsControl;
   foldHost: HTMLElement;
+  freezeHost: HTMLElement;
   findings: HTMLElement;
   detail: HTMLElement;
   status: HTMLElement;
@@ -54,6 +58,8 @@ export class App {
   private shell: Shell | null = null;
   private fold: FoldPanel | null = null;
   private requestingFold = false;
+  private freeze: FreezePanel | null = null;
+  private requestingFreeze = false;
   /** what the status line shows: the "Applied … Use Undo" banner is tied to the edit and goes with it */
   private statusKind: 'applied' | 'other' | null = null;
 
@@ -81,6 +87,7 @@ export class App {
         if (msg.document) this.showDocument(msg.document);
         else this.showError(msg.fileName, msg.loadError ?? 'The model could not be opened.');
         if (msg.document && msg.foldPreview) this.showFoldPreview(msg.foldPreview, false);
+        if (msg.document && msg.freezePreview) this.showFreezePreview(msg.freezePreview, false);
         if (this.state.selected && this.shell) this.shell.table.select(this.state.selected, { scroll: true });
         break;
       case 'documentChanged':
@@ -98,6 +105,16 @@ export class App {
         break;
       case 'foldVerification':
         if (this.fold?.preview.previewId === msg.previewId) this.fold.setVerification(msg.verification);
+        if (msg.verification.state === 'done') this.onEngineKnown(msg.verification.report.engine);
+        break;
+      case 'freezePreview':
+        this.showFreezePreview(msg.preview, true);
+        break;
+      case 'freezeClosed':
+        if (this.freeze?.preview.previewId === msg.previewId) {
+          this.closeFreeze();
+          if (msg.reason === 'stale') this.setStatus('The model changed, so the Freeze BatchNorm preview was closed.');
+        }
         break;
       case 'foldClosed':
         if (this.fold?.preview.previewId === msg.previewId) {
@@ -109,6 +126,7 @@ export class App {
         }
         break;
       case 'foldApplied':
+      case 'freezeApplied':
       case 'inputDimsSet':
       case 'error':
         // replies; handled where the request was made
@@ -126,6 +144,8 @@ export class App {
     clear(this.root);
     const foldButton = h('vscode-button', { testid: 'fold-button', attrs: { 'aria-label': 'Fold BatchNorm' } }, 'Fold BatchNorm');
     foldButton.addEventListener('click', () => void this.requestFold());
+    const freezeButton = h('vscode-button', { testid: 'freeze-button', attrs: { secondary: true, 'aria-label': 'Freeze BatchNorm', hidden: true } }, 'Freeze BatchNorm');
+    freezeButton.addEventListener('click', () => void this.requestFreeze());
     const title = h('h1', { class: 'title' });
     const status = h('div', { class: 'status', testid: 'status', attrs: { role: 'status', 'aria-live': 'polite' } });
     const detail = h('aside', { class: 'detail', attrs: { 'aria-label': 'Selected layer', 'aria-live': 'polite' } });
@@ -146,17 +166,19 @@ export class App {
       }
     });
     const foldHost = h('div');
+    const freezeHost = h('div');
     const findings = h('div');
     this.root.append(
-      h('header', { class: 'toolbar' }, title, h('div', { class: 'toolbar-actions' }, foldButton)),
+      h('header', { class: 'toolbar' }, title, h('div', { class: 'toolbar-actions' }, foldButton, freezeButton)),
       summary,
       dims.element,
       foldHost,
+      freezeHost,
       findings,
       status,
       h('div', { class: 'split' }, h('div', { class: 'table-wrap' }, table.element), detail),
     );
-    return { title, foldButton, summary, dims, foldHost, findings, detail, status, table };
+    return { title, foldButton, freezeButton, summary, dims, foldHost, freezeHost, findings, detail, status, table };
   }
 
   private showDocument(doc: DocumentView): void {
@@ -174,6 +196,7 @@ export class App {
       : n === 0 && foldPlan.skipped.length === 0
         ? 'This model has no BatchNorm layers'
         : 'Preview and verify folding BatchNorm into neighbouring layers';
+    this.updateFreezeButton(doc);
     s.summary.replaceChildren(renderSummary(doc));
     s.dims.update(doc);
     s.findings.replaceChildren(renderFindings(report.findings, (name) => this.revealLayer(name)));
@@ -188,10 +211,37 @@ export class App {
     }
   }
 
+  /** Freeze BatchNorm: only for the Keras-family formats; disabled when nothing is left to freeze. */
+  private updateFreezeButton(doc: DocumentView): void {
+    const b = this.shell?.freezeButton;
+    if (!b) return;
+    const f = doc.freeze;
+    b.hidden = f === null;
+    if (!f) return;
+    b.textContent = f.freezable > 0 ? `Freeze BatchNorm (${f.freezable})` : 'Freeze BatchNorm';
+    b.setAttribute('aria-label', `Freeze BatchNorm: ${f.freezable} trainable`);
+    setDisabled(b, !doc.editable || f.freezable === 0);
+    b.title = !doc.editable
+      ? 'This file is read-only'
+      : f.batchnorms === 0
+        ? 'This model has no BatchNorm layers'
+        : f.freezable === 0
+          ? 'Every BatchNorm layer is frozen already (trainable: false)'
+          : 'Set trainable: false on every BatchNorm, so Keras runs them in inference mode while fine-tuning';
+  }
+
+  /** A verification reported the engine that ran it: the summary's "Verified with" shows it. */
+  private onEngineKnown(engine: string): void {
+    if (!this.doc || !this.shell || this.doc.engine === engine) return;
+    this.doc = { ...this.doc, engine };
+    this.shell.summary.replaceChildren(renderSummary(this.doc));
+  }
+
   private showError(fileName: string | null, message: string): void {
     this.doc = null;
     this.shell = null;
     this.fold = null;
+    this.freeze = null;
     this.statusKind = null;
     this.root.replaceChildren(renderError(fileName, message));
   }
@@ -316,6 +366,68 @@ export class App {
   private closeFold(): void {
     this.fold = null;
     this.shell?.foldHost.replaceChildren();
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Freeze BatchNorm
+
+  private async requestFreeze(): Promise<void> {
+    if (this.requestingFreeze || !this.shell) return;
+    this.requestingFreeze = true;
+    this.shell.freezeButton.setAttribute('aria-busy', 'true');
+    try {
+      const reply = await this.request({ type: 'requestFreezePreview' });
+      if (reply.type === 'error') this.setStatus(reply.message);
+      else this.showFreezePreview(reply.preview, true);
+    } catch (err) {
+      this.setStatus(err instanceof Error ? err.message : String(err));
+    } finally {
+      this.requestingFreeze = false;
+      this.shell?.freezeButton.removeAttribute('aria-busy');
+    }
+  }
+
+  private showFreezePreview(preview: FreezePreview, focus: boolean): void {
+    if (!this.shell || !this.doc) return;
+    if (this.freeze?.preview.previewId !== preview.previewId) {
+      this.freeze = new FreezePanel(preview, this.doc.editable, {
+        onApply: (id) => void this.applyFreeze(id),
+        onCancel: (id) => {
+          this.messenger.sendEvent({ type: 'cancelFreeze', previewId: id });
+          this.closeFreeze();
+          this.shell?.freezeButton.focus();
+        },
+      });
+      this.shell.freezeHost.replaceChildren(this.freeze.element);
+    }
+    this.setStatus('');
+    if (focus) this.freeze.focus();
+  }
+
+  private async applyFreeze(previewId: number): Promise<void> {
+    const panel = this.freeze;
+    if (!panel) return;
+    panel.setBusy(true);
+    panel.showError(null);
+    try {
+      const reply = await this.request({ type: 'applyFreeze', previewId });
+      if (reply.type === 'error') {
+        panel.showError(reply.message);
+        return;
+      }
+      if (this.freeze === panel) this.closeFreeze();
+      this.setStatus(appliedText(reply.label), 'applied');
+      this.shell?.freezeButton.focus();
+    } catch (err) {
+      panel.showError(err instanceof Error ? err.message : String(err));
+    } finally {
+      panel.setBusy(false);
+    }
+  }
+
+  private closeFreeze(): void {
+    this.freeze = null;
+    this.shell?.freezeHost.replaceChildren();
   }
 }
 

@@ -27,7 +27,7 @@ export class FoldPanel {
     private readonly editable: boolean,
     events: FoldPanelEvents,
   ) {
-    const { plan, size } = preview;
+    const { plan, size, notes } = preview;
     const heading = h('h2', { attrs: { id: 'fold-title', tabindex: -1 } }, 'Fold BatchNorm — preview');
 
     const folds = h('ul', { class: 'plain' });
@@ -67,6 +67,9 @@ export class FoldPanel {
       plan.skipped.length ? skipped : null,
       h('h3', null, 'Size'),
       sizeTable,
+      notes.length
+        ? h('ul', { class: 'plain notes', testid: 'fold-notes', attrs: { 'aria-label': 'Notes' } }, ...notes.map((n) => h('li', null, n)))
+        : null,
       h('h3', null, 'Verification'),
       this.verifyEl,
       this.errorEl,

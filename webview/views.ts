@@ -1,4 +1,4 @@
-import type { Finding, InspectReport } from '../src/core/types';
+import type { Finding, InspectReport, ModelFormat } from '../src/core/types';
 import { formatBytes, formatCompact, formatInt, formatShape } from '../src/protocol/format';
 import type { DocumentView, FileState } from '../src/protocol/messages';
 import { h } from './dom';
@@ -29,6 +29,34 @@ interface SummaryItem {
   testid?: string;
 }
 
+/** How the summary names each format (the JSON contract's id stays in the tooltip). */
+export const FORMAT_LABELS: Record<ModelFormat, string> = {
+  onnx: 'ONNX',
+  'tfjs-layers': 'TF.js layers model',
+  'tfjs-graph': 'TF.js graph model',
+  'keras-h5': 'Keras 2 (.h5)',
+  keras: 'Keras 3 (.keras)',
+};
+
+/** Formats whose weights and shards a TF.js model.json lists (the size on disk is the JSON plus its shards). */
+function isTfjs(format: ModelFormat): boolean {
+  return format === 'tfjs-layers' || format === 'tfjs-graph';
+}
+
+/** What runs the model to verify rewrites. */
+function engineItem(doc: DocumentView): SummaryItem {
+  if (doc.engine) {
+    const what = doc.report.format === 'onnx' ? 'onnxruntime (native)' : `TensorFlow.js, ${doc.engine.replace(/^tfjs-/, '')} backend`;
+    return { label: 'Verified with', value: doc.engine, title: `Rewrites are verified by running the model before and after with ${what}`, testid: 'engine' };
+  }
+  return {
+    label: 'Verified with',
+    value: 'TensorFlow.js',
+    title: 'Rewrites are verified with TensorFlow.js: tfjs-node when it is installed, else the wasm backend, else cpu; the backend used shows here after the first verification',
+    testid: 'engine',
+  };
+}
+
 /**
  * Model summary: format, IR version, opsets, producer, params, MACs, file size on disk, weight bytes, inputs,
  * outputs — and, for inputs with symbolic dims, the concrete input shape the shapes and MACs are for.
@@ -41,11 +69,19 @@ export function renderSummary(doc: DocumentView): HTMLElement {
   const io = (values: InspectReport['model']['inputs']) =>
     values.map((v) => `${v.name} ${formatShape(v.shape)} ${v.dtype}`).join(', ') || '—';
   const symbolic = doc.inputDims.length > 0;
+  const onnx = report.format === 'onnx';
+  const file = fileSizeItem(doc.file);
+  if (isTfjs(report.format)) file.title = `${file.title ?? file.value} (model.json and its weight shards)`;
   const items: SummaryItem[] = [
-    { label: 'Format', value: report.format },
-    { label: 'IR version', value: m.ir_version === null ? '—' : String(m.ir_version) },
-    { label: 'Opsets', value: opsets },
+    { label: 'Format', value: FORMAT_LABELS[report.format] ?? report.format, title: `format: ${report.format}`, testid: 'format' },
+    ...(onnx
+      ? [
+          { label: 'IR version', value: m.ir_version === null ? '—' : String(m.ir_version) },
+          { label: 'Opsets', value: opsets },
+        ]
+      : []),
     { label: 'Producer', value: producer },
+    engineItem(doc),
     { label: 'Params', value: formatInt(report.totals.params) },
     {
       label: 'MACs',
@@ -53,7 +89,7 @@ export function renderSummary(doc: DocumentView): HTMLElement {
       ...(symbolic ? { title: `for input ${formatInputShapes(doc)}` } : {}),
     },
     { label: 'Layers', value: formatInt(report.totals.layers) },
-    fileSizeItem(doc.file),
+    file,
     { label: 'Weight bytes', value: formatBytes(m.weight_bytes) },
     { label: 'Inputs', value: io(m.inputs) },
     { label: 'Outputs', value: io(m.outputs) },

@@ -2,17 +2,11 @@ import * as vscode from 'vscode';
 import { ModelError } from '../core/api';
 import { formatShape } from '../protocol/format';
 import { layerStatsLine } from '../protocol/layers';
-import type { EditorSession, FoldCommandResult } from './editorSession';
+import type { EditorSession, FoldCommandResult, FreezeCommandResult } from './editorSession';
 import { reportError } from './errors';
-import { MODEL_EXCLUDE, MODEL_GLOB, type ModelExplorer } from './explorer';
-import { ModelEditorProvider } from './modelEditorProvider';
-
-const MODEL_EXTENSIONS = ['onnx'];
-
-function isModelUri(uri: vscode.Uri): boolean {
-  const ext = uri.path.split('.').pop()?.toLowerCase();
-  return ext !== undefined && MODEL_EXTENSIONS.includes(ext);
-}
+import type { ModelExplorer } from './explorer';
+import type { ModelEditorProvider } from './modelEditorProvider';
+import { findModelFiles, isModelUri, MODEL_EXTENSIONS, viewTypeFor } from './modelFiles';
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null;
@@ -36,14 +30,12 @@ function activeTabModelUri(): vscode.Uri | undefined {
 
 /** Let the user pick a model file of the workspace (or any file when the workspace has none). */
 async function pickModelFile(title: string): Promise<vscode.Uri | undefined> {
-  const uris = vscode.workspace.workspaceFolders?.length
-    ? await vscode.workspace.findFiles(MODEL_GLOB, MODEL_EXCLUDE, 2000)
-    : [];
+  const uris = await findModelFiles(2000);
   if (uris.length === 0) {
     const picked = await vscode.window.showOpenDialog({
       title,
       canSelectMany: false,
-      filters: { 'ONNX models': MODEL_EXTENSIONS },
+      filters: { 'Models (ONNX, Keras, TF.js model.json)': MODEL_EXTENSIONS },
     });
     return picked?.[0];
   }
@@ -87,8 +79,15 @@ export function registerCommands(
   register('modelSurgeon.openInModelSurgeon', 'Open in Model Surgeon', async (arg) => {
     const uri = uriFromArg(arg) ?? activeTabModelUri() ?? (await pickModelFile('Open in Model Surgeon'));
     if (!uri) return;
-    await vscode.commands.executeCommand('vscode.openWith', uri, ModelEditorProvider.viewType);
+    await vscode.commands.executeCommand('vscode.openWith', uri, viewTypeFor(uri));
   });
+
+  /** `(target?, { preview? })` or, from a key binding's "args", just `{ preview }`: the target and whether to preview */
+  const previewArgs = (arg: unknown, options: unknown): { target: unknown; preview: boolean } => {
+    const optionsOnly = options === undefined && isRecord(arg) && !(arg instanceof vscode.Uri) && 'preview' in arg && !('uri' in arg);
+    const opts = optionsOnly ? arg : options;
+    return { target: optionsOnly ? undefined : arg, preview: !(isRecord(opts) && opts.preview === false) };
+  };
 
   /**
    * modelSurgeon.foldBatchNorm(target?, { preview? }): by default opens the verified preview in the editor.
@@ -97,15 +96,25 @@ export function registerCommands(
    * it shows one error, changes nothing and returns undefined.
    */
   register('modelSurgeon.foldBatchNorm', 'Fold BatchNorm', async (arg, options): Promise<FoldCommandResult | undefined> => {
-    // a key binding's "args" arrive as the only argument: { "preview": false }
-    const optionsOnly = options === undefined && isRecord(arg) && !(arg instanceof vscode.Uri) && 'preview' in arg && !('uri' in arg);
-    const target = optionsOnly ? undefined : arg;
-    const opts = optionsOnly ? arg : options;
-    const preview = !(isRecord(opts) && opts.preview === false);
+    const { target, preview } = previewArgs(arg, options);
     const session = await targetSession(target, 'Fold BatchNorm');
     if (!session) return undefined;
     if (!preview) return session.foldAndApply();
     session.post({ type: 'foldPreview', preview: await session.startFoldPreview() });
+    return undefined;
+  });
+
+  /**
+   * modelSurgeon.freezeBatchNorm(target?, { preview? }) for Keras-family models (.h5, .keras, TF.js layers):
+   * by default shows what would be frozen in the editor; with `preview: false` it sets every BatchNorm to
+   * `trainable: false` as an undoable edit and returns { frozen, layers }. Other formats: one error, undefined.
+   */
+  register('modelSurgeon.freezeBatchNorm', 'Freeze BatchNorm', async (arg, options): Promise<FreezeCommandResult | undefined> => {
+    const { target, preview } = previewArgs(arg, options);
+    const session = await targetSession(target, 'Freeze BatchNorm');
+    if (!session) return undefined;
+    if (!preview) return session.freezeAndApply();
+    session.post({ type: 'freezePreview', preview: await session.startFreezePreview() });
     return undefined;
   });
 

@@ -1,12 +1,13 @@
 import * as vscode from 'vscode';
 import * as core from '../core/api';
-import type { FoldResult, Model } from '../core/api';
+import type { FoldResult, FreezeResult, Model } from '../core/api';
 import { withinTolerance } from '../core/engines/onnxruntime';
 import type { VerifyReport } from '../core/types';
 import { formatError } from '../protocol/format';
 import type {
   DocumentChange,
   FoldPreview,
+  FreezePreview,
   HostToWebview,
   InitMessage,
   VerificationState,
@@ -15,6 +16,7 @@ import type {
 } from '../protocol/messages';
 import { isWebviewToHostEnvelope } from '../protocol/messages';
 import { Messenger } from '../protocol/messenger';
+import { recordEngine } from './engines';
 import { CancelledError, logError, userMessage } from './errors';
 import type { ModelDocument } from './modelDocument';
 import { runWithProgress } from './progress';
@@ -31,6 +33,23 @@ export interface FoldCommandResult {
   skipped: number;
   max_abs_error: number;
   max_rel_error: number;
+  /** the engine that verified the fold (e.g. onnxruntime-node, tfjs-wasm); absent when nothing was folded */
+  engine?: string;
+  /** facts from the rewrite (e.g. quantized TF.js weights written as float32, with the size change) */
+  notes: string[];
+}
+
+/** What `modelSurgeon.freezeBatchNorm` with `{ preview: false }` returns to its caller. */
+export interface FreezeCommandResult {
+  /** number of BatchNorm layers set to trainable: false */
+  frozen: number;
+  layers: string[];
+}
+
+interface PendingFreeze {
+  readonly preview: FreezePreview;
+  readonly base: Model;
+  readonly result: FreezeResult;
 }
 
 interface PendingPreview {
@@ -46,6 +65,11 @@ interface PendingPreview {
 
 let nextPreviewId = 1;
 
+/** The core's notes name CLI options; in the editor, say where that option lives. */
+export function editorNote(note: string): string {
+  return note.replace(/Re-quantize with --requantize ([\w|]+)\.?/, 'The CLI can re-quantize them instead: model-surgeon fold-bn --requantize $1.');
+}
+
 /**
  * One webview panel showing a ModelDocument. Owns the message channel (ready handshake first: nothing is
  * posted before the webview asked for `init`) and this editor's Fold BatchNorm preview.
@@ -57,6 +81,7 @@ export class EditorSession implements vscode.Disposable {
   private ready = false;
   private pendingReveal: string | undefined;
   private preview: PendingPreview | undefined;
+  private freeze: PendingFreeze | undefined;
   private readonly _onDidBecomeReady = new vscode.EventEmitter<void>();
   readonly onDidBecomeReady = this._onDidBecomeReady.event;
   /** last layer selected in the webview */
@@ -124,6 +149,18 @@ export class EditorSession implements vscode.Disposable {
       case 'cancelFold':
         this.cancelFold(body.previewId, false);
         break;
+      case 'requestFreezePreview':
+        void this.replyTo<'requestFreezePreview'>(messageId, 'Freeze BatchNorm', async () => ({
+          type: 'freezePreview',
+          preview: await this.startFreezePreview(),
+        }));
+        break;
+      case 'applyFreeze':
+        void this.replyTo<'applyFreeze'>(messageId, 'Freeze BatchNorm', async () => this.applyFreeze(body.previewId));
+        break;
+      case 'cancelFreeze':
+        if (this.freeze?.preview.previewId === body.previewId) this.freeze = undefined;
+        break;
       case 'layerSelected':
         this.selectedLayer = body.layer;
         break;
@@ -175,6 +212,7 @@ export class EditorSession implements vscode.Disposable {
 
   private async buildInit(): Promise<InitMessage> {
     const foldPreview = this.preview?.preview ?? null;
+    const freezePreview = this.freeze?.preview ?? null;
     try {
       const document = (await this.document.view()) ?? null;
       return {
@@ -183,6 +221,7 @@ export class EditorSession implements vscode.Disposable {
         document,
         loadError: document ? null : (this.document.loadError ?? null),
         foldPreview,
+        freezePreview,
       };
     } catch (err) {
       logError(this.log, `Inspecting ${this.document.fileName}`, err);
@@ -192,6 +231,7 @@ export class EditorSession implements vscode.Disposable {
         document: null,
         loadError: userMessage(err, `Cannot inspect ${this.document.fileName}`),
         foldPreview: null,
+        freezePreview: null,
       };
     }
   }
@@ -221,7 +261,7 @@ export class EditorSession implements vscode.Disposable {
         ? { state: 'running' }
         : { state: 'skipped', message: 'Nothing to fold: no BatchNorm layer can be folded into a neighbour.' };
     const pending: PendingPreview = {
-      preview: { previewId: nextPreviewId++, plan: result.plan, size: result.size, verification },
+      preview: { previewId: nextPreviewId++, plan: result.plan, size: result.size, notes: result.notes.map(editorNote), verification },
       base: model,
       dims: this.document.dims,
       result,
@@ -231,6 +271,7 @@ export class EditorSession implements vscode.Disposable {
     this.log.info(`Fold BatchNorm on ${this.document.fileName}: ${n} foldable, ${result.plan.skipped.length} skipped`);
     for (const c of result.plan.candidates) this.log.debug(`  fold ${c.batchnorm} -> ${c.into} (${c.into_op})`);
     for (const s of result.plan.skipped) this.log.debug(`  skip ${s.layer}: ${s.reason}`);
+    for (const note of result.notes) this.log.info(`  note: ${note}`);
     if (n > 0) void this.verify(pending);
     return pending.preview;
   }
@@ -251,6 +292,7 @@ export class EditorSession implements vscode.Disposable {
         (signal) => core.verify(pending.base, pending.result.model, { dims: pending.dims, signal }),
       );
       verification = { state: 'done', report };
+      recordEngine(report.engine);
       this.log.info(
         `Verified Fold BatchNorm (${n}) on ${this.document.fileName}: max abs error ${formatError(report.max_abs_error)}, ` +
           `max rel error ${formatError(report.max_rel_error)}, ${report.samples} samples, ${report.engine}, seed ${report.seed}`,
@@ -292,15 +334,16 @@ export class EditorSession implements vscode.Disposable {
       void vscode.window.showInformationMessage(
         `Nothing to fold in ${name}: no BatchNorm layer can be folded into a neighbour${skipped ? ` (${skipped} skipped)` : ''}.`,
       );
-      return { folded: 0, skipped, max_abs_error: 0, max_rel_error: 0 };
+      return { folded: 0, skipped, max_abs_error: 0, max_rel_error: 0, notes: result.notes };
     }
     const dims = this.document.dims;
     const report: VerifyReport = await runWithProgress(
       { title: `Verifying Fold BatchNorm (${n}) on ${name}…`, location: 'notification', cancellable: true, notifyAfterMs: NOTIFY_AFTER_MS },
       (signal) => core.verify(model, result.model, { dims, signal }),
     );
+    recordEngine(report.engine);
     const errors = `max abs error ${formatError(report.max_abs_error)}, max rel error ${formatError(report.max_rel_error)}`;
-    this.log.info(`Verified Fold BatchNorm (${n}) on ${name}: ${errors}, ${report.samples} samples, seed ${report.seed}`);
+    this.log.info(`Verified Fold BatchNorm (${n}) on ${name}: ${errors}, ${report.samples} samples, ${report.engine}, seed ${report.seed}`);
     if (!withinTolerance(report, FOLD_RTOL)) {
       throw new core.ModelError(
         `Fold BatchNorm was not applied to ${name}: the folded model's outputs differ too much (${errors}; ` +
@@ -313,7 +356,15 @@ export class EditorSession implements vscode.Disposable {
     const label = `Fold BatchNorm (${n})`;
     this.fireEdit(this.document.makeEdit(label, result.model));
     this.log.info(`Applied ${label} to ${name}`);
-    return { folded: n, skipped, max_abs_error: report.max_abs_error, max_rel_error: report.max_rel_error };
+    for (const note of result.notes) this.log.info(`  note: ${note}`);
+    return {
+      folded: n,
+      skipped,
+      max_abs_error: report.max_abs_error,
+      max_rel_error: report.max_rel_error,
+      engine: report.engine,
+      notes: result.notes,
+    };
   }
 
   private applyFold(previewId: number): WebviewRequestReplies['applyFold'] {
@@ -351,17 +402,90 @@ export class EditorSession implements vscode.Disposable {
     if (notify) this.post({ type: 'foldClosed', previewId: pending.preview.previewId, reason });
   }
 
+  // ------------------------------------------------------------------------------------------------------------
+  // Freeze BatchNorm (Keras-family formats): list the layers -> apply as an undoable edit. Nothing to verify:
+  // `trainable` does not change what the model computes at inference.
+
+  /** Plan Freeze BatchNorm on the current model. Idempotent while a preview of the current model exists. */
+  async startFreezePreview(): Promise<FreezePreview> {
+    await this.document.whenIdle();
+    const model = this.document.model;
+    if (!model) throw new core.ModelError(this.document.loadError ?? `${this.document.fileName} is not open.`);
+    if (this.freeze && this.freeze.base === model) return this.freeze.preview;
+    const result = core.freezeBatchNorm(model);
+    const view = await this.document.view();
+    const total = view?.freeze?.batchnorms ?? result.frozen.length;
+    const pending: PendingFreeze = {
+      preview: { previewId: nextPreviewId++, layers: result.frozen, alreadyFrozen: Math.max(0, total - result.frozen.length) },
+      base: model,
+      result,
+    };
+    this.freeze = pending;
+    this.log.info(`Freeze BatchNorm on ${this.document.fileName}: ${result.frozen.length} to freeze, ${pending.preview.alreadyFrozen} frozen already`);
+    return pending.preview;
+  }
+
+  private applyFreeze(previewId: number): WebviewRequestReplies['applyFreeze'] {
+    const pending = this.freeze;
+    if (!pending || pending.preview.previewId !== previewId) {
+      throw new core.ModelError('This preview is no longer open; run Freeze BatchNorm again.');
+    }
+    if (this.document.model !== pending.base) {
+      this.dropFreeze('stale', true);
+      throw new core.ModelError('The model changed since this preview was made; run Freeze BatchNorm again.');
+    }
+    if (pending.preview.layers.length === 0) throw new core.ModelError('Nothing to freeze: every BatchNorm layer is frozen already.');
+    if (!this.document.editable) throw new core.ModelError(`${this.document.fileName} is read-only.`);
+    const label = `Freeze BatchNorm (${pending.preview.layers.length})`;
+    this.freeze = undefined; // before the edit, so the change listener does not report it as stale
+    this.fireEdit(this.document.makeEdit(label, pending.result.model));
+    this.log.info(`Applied ${label} to ${this.document.fileName}`);
+    return { type: 'freezeApplied', previewId, label };
+  }
+
+  /**
+   * Freeze and apply as one undoable edit, for `modelSurgeon.freezeBatchNorm` with `{ preview: false }`.
+   * Throws a ModelError (nothing changes) for formats without the setting.
+   */
+  async freezeAndApply(): Promise<FreezeCommandResult> {
+    await this.document.whenIdle();
+    const model = this.document.model;
+    const name = this.document.fileName;
+    if (!model) throw new core.ModelError(this.document.loadError ?? `${name} is not open.`);
+    if (!this.document.editable) throw new core.ModelError(`${name} is read-only.`);
+    const result = core.freezeBatchNorm(model);
+    const n = result.frozen.length;
+    if (n === 0) {
+      this.log.info(`Freeze BatchNorm on ${name}: nothing to freeze`);
+      void vscode.window.showInformationMessage(`Nothing to freeze in ${name}: no trainable BatchNorm layer.`);
+      return { frozen: 0, layers: [] };
+    }
+    const label = `Freeze BatchNorm (${n})`;
+    this.fireEdit(this.document.makeEdit(label, result.model));
+    this.log.info(`Applied ${label} to ${name}`);
+    return { frozen: n, layers: result.frozen };
+  }
+
+  private dropFreeze(reason: 'cancelled' | 'stale', notify: boolean): void {
+    const pending = this.freeze;
+    if (!pending) return;
+    this.freeze = undefined;
+    if (notify) this.post({ type: 'freezeClosed', previewId: pending.preview.previewId, reason });
+  }
+
   /**
    * The document changed: a preview made on another model can no longer be applied, and one verified with
    * other input dims no longer says anything about the dims the user now looks at.
    */
   onDocumentChanged(change: DocumentChange): void {
+    if (this.freeze && this.freeze.base !== this.document.model) this.dropFreeze('stale', true);
     if (!this.preview) return;
     if (this.preview.base !== this.document.model) this.dropPreview('stale', true);
     else if (change.reason === 'dims') this.dropPreview('dims', true);
   }
 
   dispose(): void {
+    this.dropFreeze('cancelled', false);
     this.dropPreview('cancelled', false);
     this.messenger.dispose();
     this._onDidBecomeReady.dispose();

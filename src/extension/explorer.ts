@@ -6,10 +6,8 @@ import { logError, userMessage } from './errors';
 import type { InputDimsStore } from './inputDims';
 import { baseName } from './loading';
 import type { ModelEditorProvider } from './modelEditorProvider';
+import { findModelFiles, MODEL_FILE_GLOB, MODEL_JSON_GLOB } from './modelFiles';
 import { ReportCache } from './reportCache';
-
-export const MODEL_GLOB = '**/*.onnx';
-export const MODEL_EXCLUDE = '**/node_modules/**';
 
 type ExplorerNode =
   | { kind: 'file'; uri: vscode.Uri }
@@ -18,8 +16,9 @@ type ExplorerNode =
   | { kind: 'message'; uri: vscode.Uri; text: string; tooltip?: string };
 
 /**
- * "Model Explorer": model files of the workspace -> layers -> weight tensors. A file is inspected only when
- * it is expanded; reports are cached by uri + mtime, and an open editor's in-memory model wins over the disk.
+ * "Model Explorer": model files of the workspace (.onnx, .h5, .keras, and model.json files that are TF.js
+ * models) -> layers -> weight tensors. A file is inspected only when it is expanded; reports are cached by
+ * uri + mtime, and an open editor's in-memory model wins over the disk.
  */
 export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vscode.Disposable {
   private readonly cache: ReportCache;
@@ -34,16 +33,21 @@ export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
     dims: InputDimsStore,
   ) {
     this.cache = new ReportCache(dims);
-    const watcher = vscode.workspace.createFileSystemWatcher(MODEL_GLOB);
+    this.disposables.push(this._onDidChangeTreeData);
+    for (const glob of [MODEL_FILE_GLOB, MODEL_JSON_GLOB]) {
+      const watcher = vscode.workspace.createFileSystemWatcher(glob);
+      this.disposables.push(
+        watcher,
+        watcher.onDidCreate(() => this.refresh()),
+        watcher.onDidDelete((uri) => {
+          this.cache.invalidate(uri);
+          this.refresh();
+        }),
+        // a model.json may turn into (or stop being) a TF.js model: list the files again
+        watcher.onDidChange((uri) => (glob === MODEL_JSON_GLOB && !this.fileNodes.has(uri.toString()) ? this.refresh() : this.refreshFile(uri))),
+      );
+    }
     this.disposables.push(
-      watcher,
-      this._onDidChangeTreeData,
-      watcher.onDidCreate(() => this.refresh()),
-      watcher.onDidDelete((uri) => {
-        this.cache.invalidate(uri);
-        this.refresh();
-      }),
-      watcher.onDidChange((uri) => this.refreshFile(uri)),
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.refresh()),
       editors.onDidChangeDocumentModel((doc) => this.refreshFile(doc.uri, false)),
       // new input dims change the shapes and MACs of a file that is not open (open ones report through the editor)
@@ -76,9 +80,7 @@ export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
   }
 
   private async listFiles(): Promise<ExplorerNode[]> {
-    if (!vscode.workspace.workspaceFolders?.length) return [];
-    const uris = await vscode.workspace.findFiles(MODEL_GLOB, MODEL_EXCLUDE);
-    uris.sort((a, b) => vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
+    const uris = await findModelFiles();
     this.fileNodes.clear();
     return uris.map((uri) => {
       const node = { kind: 'file' as const, uri };
@@ -113,7 +115,8 @@ export class ModelExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
         item.label = baseName(node.uri);
         item.description = folderDescription(node.uri);
         item.tooltip = vscode.workspace.asRelativePath(node.uri, true);
-        item.contextValue = 'modelFile';
+        // Keras-family files (.h5, .keras, TF.js model.json) also offer Freeze BatchNorm
+        item.contextValue = /\.(h5|keras|json)$/i.test(node.uri.path) ? 'modelFile.keras' : 'modelFile';
         return item;
       }
       case 'layer': {

@@ -3,10 +3,21 @@ import * as core from '../core/api';
 import type { Model } from '../core/api';
 import type { FoldPlan, InspectReport } from '../core/types';
 import { concreteInputShape, dimsKey, sanitizeDims, symbolicDimNames } from '../protocol/dims';
-import type { DocumentChange, DocumentChangeReason, DocumentView } from '../protocol/messages';
+import type { DocumentChange, DocumentChangeReason, DocumentView, FreezeState } from '../protocol/messages';
+import { verificationEngine } from './engines';
 import { CancelledError, logError, userMessage } from './errors';
 import type { InputDimsStore } from './inputDims';
-import { baseDirOf, baseName, diskStamp, fileSize, loadModelFromUri, sameStamp, saveModelToUri, type DiskStamp } from './loading';
+import {
+  baseDirOf,
+  baseName,
+  diskStamp,
+  fileSize,
+  loadModelFromUri,
+  modelBytesOnDisk,
+  sameStamp,
+  saveModelToUri,
+  type DiskStamp,
+} from './loading';
 import { runWithProgress } from './progress';
 
 /** Files above this size load under a cancellable notification; smaller ones under the status-bar spinner. */
@@ -19,6 +30,8 @@ type LoadState = { kind: 'loaded'; model: Model } | { kind: 'error'; message: st
 interface Analysis {
   report: InspectReport;
   foldPlan: FoldPlan;
+  /** null when the format has no Freeze BatchNorm */
+  freeze: FreezeState | null;
 }
 
 /**
@@ -42,10 +55,11 @@ export class ModelDocument implements vscode.CustomDocument {
         // hot exit: the backup holds the bytes of the unsaved model
         const backup = vscode.Uri.parse(openContext.backupId);
         log.info(`Restoring ${uri.toString(true)} from backup ${backup.toString(true)}`);
+        // (the file itself, or for a TF.js model the zip bundle of model.json + shards that serialize() wrote)
         const bytes = await vscode.workspace.fs.readFile(backup);
-        state = { kind: 'loaded', model: core.loadModelBytes(bytes, baseDirOf(uri), name) };
+        state = { kind: 'loaded', model: await core.loadModelBytesAsync(bytes, baseDirOf(uri), name) };
       } else if (openContext.untitledDocumentData) {
-        state = { kind: 'loaded', model: core.loadModelBytes(openContext.untitledDocumentData, baseDirOf(uri), name) };
+        state = { kind: 'loaded', model: await core.loadModelBytesAsync(openContext.untitledDocumentData, baseDirOf(uri), name) };
       } else {
         const model = await ModelDocument.loadWithProgress(uri);
         state = { kind: 'loaded', model };
@@ -56,7 +70,8 @@ export class ModelDocument implements vscode.CustomDocument {
       logError(log, `Opening ${name}`, err);
       state = { kind: 'error', message: userMessage(err, `Cannot open ${name}`) };
     }
-    return new ModelDocument(uri, state, saved, stamp, log, dimsStore);
+    const bytes = await modelBytesOnDisk(uri, state.kind === 'loaded' ? state.model.format : undefined);
+    return new ModelDocument(uri, state, saved, stamp, bytes, log, dimsStore);
   }
 
   private static async loadWithProgress(uri: vscode.Uri): Promise<Model> {
@@ -73,6 +88,8 @@ export class ModelDocument implements vscode.CustomDocument {
   private savedModel: Model | undefined;
   /** the file on disk as we last read or wrote it (null when there is none) */
   private disk: DiskStamp | null;
+  /** bytes of the model on disk (TF.js: model.json + shards) when we last read or wrote it */
+  private diskBytes: number | null;
   private saving = 0;
   /** reverts/reloads run one after another; commands wait for them (VS Code does not await a revert) */
   private reloads: Promise<void> = Promise.resolve();
@@ -92,12 +109,14 @@ export class ModelDocument implements vscode.CustomDocument {
     state: LoadState,
     saved: Model | undefined,
     disk: DiskStamp | null,
+    diskBytes: number | null,
     private readonly log: vscode.LogOutputChannel,
     private readonly dimsStore: InputDimsStore,
   ) {
     this.state = state;
     this.savedModel = saved;
     this.disk = disk;
+    this.diskBytes = diskBytes;
     if (uri.scheme === 'file') {
       // reload when the file changes on disk and we have no unsaved changes
       this.watcher = vscode.workspace.createFileSystemWatcher(
@@ -166,8 +185,14 @@ export class ModelDocument implements vscode.CustomDocument {
         const started = Date.now();
         const report = await core.inspectAsync(model, { dims });
         const foldPlan = core.planFoldBatchNorm(model);
+        const freeze: FreezeState | null = core.canFreezeBatchNorm(model)
+          ? {
+              batchnorms: report.layers.filter((l) => l.op === 'BatchNorm').length,
+              freezable: core.freezeBatchNorm(model).frozen.length,
+            }
+          : null;
         this.log.debug(`Inspected ${this.fileName}: ${report.totals.layers} layers in ${Date.now() - started} ms`);
-        return { report, foldPlan };
+        return { report, foldPlan, freeze };
       });
       perDims.set(key, a);
       const cache = perDims;
@@ -187,16 +212,18 @@ export class ModelDocument implements vscode.CustomDocument {
     const model = this.model;
     if (!model) return undefined;
     const dims = this.dims;
-    const { report, foldPlan } = await this.analyze(model, dims);
+    const { report, foldPlan, freeze } = await this.analyze(model, dims);
     const names = symbolicDimNames(report.model.inputs);
     return {
       fileName: this.fileName,
       report,
       foldPlan,
       editable: this.editable,
-      file: { bytes: this.disk?.size ?? null, saved: this.savedModel !== undefined && model === this.savedModel },
+      file: { bytes: this.disk ? this.diskBytes : null, saved: this.savedModel !== undefined && model === this.savedModel },
       inputDims: names.map((name) => ({ name, value: dims[name] ?? 1 })),
       inputShapes: report.model.inputs.map((input) => ({ name: input.name, shape: concreteInputShape(input, dims) })),
+      engine: verificationEngine(report.format),
+      freeze,
     };
   }
 
@@ -227,6 +254,7 @@ export class ModelDocument implements vscode.CustomDocument {
       const model = await this.saveTo(this.uri, token);
       this.savedModel = model;
       this.disk = await diskStamp(this.uri);
+      this.diskBytes = await modelBytesOnDisk(this.uri, model.format);
     } finally {
       this.saving--;
     }
@@ -268,21 +296,27 @@ export class ModelDocument implements vscode.CustomDocument {
       logError(this.log, `Reloading ${this.fileName}`, err);
       next = { kind: 'error', message: userMessage(err, `Cannot open ${this.fileName}`) };
     }
+    const bytes = await modelBytesOnDisk(this.uri, next.kind === 'loaded' ? next.model.format : this.model?.format);
     if (reason === 'reload' && this._version !== version && this.model !== this.savedModel) {
       // an edit arrived while we read the file: unsaved changes win over a change on disk
       this.savedModel = undefined;
       this.disk = stamp;
+      this.diskBytes = bytes;
       this.fire('disk');
       return;
     }
     this.state = next;
     this.savedModel = next.kind === 'loaded' ? next.model : undefined;
     this.disk = stamp;
+    this.diskBytes = bytes;
     if (next.kind === 'loaded') this.log.info(`Reloaded ${this.uri.toString(true)}`);
     this.fire(reason);
   }
 
-  /** Hot exit: write the current model's bytes to the backup destination. */
+  /**
+   * Hot exit: write the current model's bytes to the backup destination (serialize(): the file's bytes, or for
+   * a TF.js model a zip bundle of model.json + shards; create() reads either back with loadModelBytesAsync).
+   */
   async backup(destination: vscode.Uri, token: vscode.CancellationToken): Promise<vscode.CustomDocumentBackup> {
     const model = this.model;
     if (model && !token.isCancellationRequested) {
@@ -310,6 +344,7 @@ export class ModelDocument implements vscode.CustomDocument {
       // unsaved changes win; the summary still shows what is on disk now
       this.savedModel = undefined; // the file no longer holds any model we know
       this.disk = stamp;
+      this.diskBytes = await modelBytesOnDisk(this.uri, this.model?.format);
       this.fire('disk');
       return;
     }

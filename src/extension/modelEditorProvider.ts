@@ -6,6 +6,7 @@ import { reportError } from './errors';
 import type { InputDimsStore } from './inputDims';
 import { baseName } from './loading';
 import { ModelDocument, type DocumentChange } from './modelDocument';
+import { MODEL_VIEW_TYPE, VIEW_TYPES, viewTypeFor } from './modelFiles';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
 const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
@@ -16,19 +17,23 @@ const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
 
 /**
  * The Model Surgeon custom editor. Documents wrap immutable core Models; every webview of a document is an
- * EditorSession and gets the new report whenever the model changes (edit, undo, redo, revert).
+ * EditorSession and gets the new report whenever the model changes (edit, undo, redo, revert). Registered
+ * under two view types with the same behaviour: one for .onnx/.h5/.keras (the default editor) and one for
+ * TF.js model.json files (an option: they are JSON too). What a file holds is decided by its content.
  */
-export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDocument>, vscode.Disposable {
-  static readonly viewType = 'modelSurgeon.modelEditor';
+export class ModelEditorProvider implements vscode.Disposable {
+  static readonly viewType = MODEL_VIEW_TYPE;
 
   private readonly sessions = new Map<ModelDocument, Set<EditorSession>>();
   private readonly disposables: vscode.Disposable[] = [];
   private lastActive: EditorSession | undefined;
 
-  private readonly _onDidChangeCustomDocument = new vscode.EventEmitter<
-    vscode.CustomDocumentEditEvent<ModelDocument>
-  >();
-  readonly onDidChangeCustomDocument = this._onDidChangeCustomDocument.event;
+  /**
+   * Edit events per view type: VS Code looks every event's document up among the documents of the view type
+   * whose registration the event came through (one shared event fails with "No custom document found").
+   */
+  private readonly editEvents = new Map<string, vscode.EventEmitter<vscode.CustomDocumentEditEvent<ModelDocument>>>();
+  private readonly viewTypeOf = new WeakMap<ModelDocument, string>();
 
   private readonly _onDidChangeDocumentModel = new vscode.EventEmitter<ModelDocument>();
   /** an open document's model changed (the explorer shows the in-memory model of open documents) */
@@ -42,25 +47,54 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
     private readonly diagnostics: vscode.DiagnosticCollection,
     private readonly dims: InputDimsStore,
   ) {
-    this.disposables.push(this._onDidChangeCustomDocument, this._onDidChangeDocumentModel, this._onDidOpenSession);
+    this.disposables.push(this._onDidChangeDocumentModel, this._onDidOpenSession);
   }
 
   static register(provider: ModelEditorProvider): vscode.Disposable {
-    return vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, provider, {
-      supportsMultipleEditorsPerDocument: true,
-      webviewOptions: { retainContextWhenHidden: false, enableFindWidget: true },
-    });
+    return vscode.Disposable.from(
+      ...VIEW_TYPES.map((viewType) =>
+        vscode.window.registerCustomEditorProvider(viewType, provider.forViewType(viewType), {
+          supportsMultipleEditorsPerDocument: true,
+          webviewOptions: { retainContextWhenHidden: false, enableFindWidget: true },
+        }),
+      ),
+    );
+  }
+
+  /** The CustomEditorProvider VS Code sees for one view type: shared behaviour, its own edit events. */
+  forViewType(viewType: string): vscode.CustomEditorProvider<ModelDocument> {
+    let events = this.editEvents.get(viewType);
+    if (!events) {
+      events = new vscode.EventEmitter<vscode.CustomDocumentEditEvent<ModelDocument>>();
+      this.editEvents.set(viewType, events);
+      this.disposables.push(events);
+    }
+    return {
+      onDidChangeCustomDocument: events.event,
+      openCustomDocument: (uri, openContext, token) => this.openCustomDocument(viewType, uri, openContext, token),
+      resolveCustomEditor: (document, panel, token) => this.resolveCustomEditor(document, panel, token),
+      saveCustomDocument: (document, token) => document.save(token),
+      saveCustomDocumentAs: (document, destination, token) => document.saveAs(destination, token),
+      revertCustomDocument: (document, token) => document.revert(token),
+      backupCustomDocument: (document, context, token) => document.backup(context.destination, token),
+    };
+  }
+
+  private fireEdit(edit: vscode.CustomDocumentEditEvent<ModelDocument>): void {
+    this.editEvents.get(this.viewTypeOf.get(edit.document) ?? MODEL_VIEW_TYPE)?.fire(edit);
   }
 
   // ------------------------------------------------------------------------------------------------------------
   // CustomEditorProvider
 
   async openCustomDocument(
+    viewType: string,
     uri: vscode.Uri,
     openContext: vscode.CustomDocumentOpenContext,
     _token: vscode.CancellationToken,
   ): Promise<ModelDocument> {
     const document = await ModelDocument.create(uri, openContext, this.log, this.dims);
+    this.viewTypeOf.set(document, viewType);
     const sub = document.onDidChange((change) => void this.onDocumentChanged(document, change));
     const disposeSub = document.onDidDispose(() => {
       sub.dispose();
@@ -81,7 +115,7 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
     panel.webview.options = { enableScripts: true, localResourceRoots: localResourceRoots(this.extensionUri) };
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, document.fileName);
 
-    const session = new EditorSession(document, panel, this.log, (edit) => this._onDidChangeCustomDocument.fire(edit));
+    const session = new EditorSession(document, panel, this.log, (edit) => this.fireEdit(edit));
     let set = this.sessions.get(document);
     if (!set) this.sessions.set(document, (set = new Set()));
     set.add(session);
@@ -97,30 +131,6 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
       session.dispose();
     });
     this._onDidOpenSession.fire(session);
-  }
-
-  saveCustomDocument(document: ModelDocument, cancellation: vscode.CancellationToken): Thenable<void> {
-    return document.save(cancellation);
-  }
-
-  saveCustomDocumentAs(
-    document: ModelDocument,
-    destination: vscode.Uri,
-    cancellation: vscode.CancellationToken,
-  ): Thenable<void> {
-    return document.saveAs(destination, cancellation);
-  }
-
-  revertCustomDocument(document: ModelDocument, cancellation: vscode.CancellationToken): Thenable<void> {
-    return document.revert(cancellation);
-  }
-
-  backupCustomDocument(
-    document: ModelDocument,
-    context: vscode.CustomDocumentBackupContext,
-    cancellation: vscode.CancellationToken,
-  ): Thenable<vscode.CustomDocumentBackup> {
-    return document.backup(context.destination, cancellation);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -211,7 +221,7 @@ export class ModelEditorProvider implements vscode.CustomEditorProvider<ModelDoc
     }
     const waiter = this.waitForSession(uri, 60_000);
     try {
-      await vscode.commands.executeCommand('vscode.openWith', uri, ModelEditorProvider.viewType);
+      await vscode.commands.executeCommand('vscode.openWith', uri, viewTypeFor(uri));
       return this.sessionFor(uri) ?? (await waiter.session);
     } finally {
       waiter.dispose();

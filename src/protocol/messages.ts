@@ -3,7 +3,7 @@
  *
  * Rules: no `vscode`, no DOM imports (this folder type-checks under both the host and the webview tsconfig);
  * every message is a member of a discriminated union on `type`; the webview only ever receives summaries
- * (InspectReport, FoldPlan, VerifyReport, SizeDelta) — never tensors.
+ * (InspectReport, FoldPlan, VerifyReport, SizeDelta, layer names) — never tensors.
  *
  * Wire format: `Envelope<Body>` = `{ messageId?, inReplyTo?, body }`. A request carries a `messageId`; its reply
  * carries `inReplyTo` = that id. Events carry neither requirement (they may carry a messageId for tracing).
@@ -34,6 +34,21 @@ export interface DocumentView {
   inputDims: InputDim[];
   /** the concrete input shapes the output shapes and MACs of `report` refer to */
   inputShapes: InputShape[];
+  /**
+   * what runs the model to verify rewrites: `onnxruntime-node` for ONNX; for TF.js / Keras the TensorFlow.js
+   * backend (VerifyReport.engine, e.g. `tfjs-wasm`) once a verification has run in this window, else null
+   */
+  engine: string | null;
+  /** Freeze BatchNorm: null when the format has no such setting (only the Keras-family formats have it) */
+  freeze: FreezeState | null;
+}
+
+/** Freeze BatchNorm availability for a Keras-family model. */
+export interface FreezeState {
+  /** BatchNorm layers (nested models included) */
+  batchnorms: number;
+  /** BatchNorm layers that are still trainable (what Freeze BatchNorm would change) */
+  freezable: number;
 }
 
 export interface FileState {
@@ -74,7 +89,18 @@ export interface FoldPreview {
   previewId: number;
   plan: FoldPlan;
   size: SizeDelta;
+  /** facts from the rewrite, e.g. quantized TF.js weights written as float32 and the size change */
+  notes: string[];
   verification: VerificationState;
+}
+
+/** A Freeze BatchNorm preview: the layers that get `trainable: false` (inference outputs do not change). */
+export interface FreezePreview {
+  previewId: number;
+  /** the BatchNorm layers that would be frozen (nested ones as `outer/inner`) */
+  layers: string[];
+  /** BatchNorm layers that are frozen already */
+  alreadyFrozen: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -90,6 +116,8 @@ export interface InitMessage {
   loadError: string | null;
   /** the fold preview that was open in this editor before the webview was reloaded */
   foldPreview: FoldPreview | null;
+  /** likewise the Freeze BatchNorm preview */
+  freezePreview: FreezePreview | null;
 }
 
 /** The document's view changed (edit, undo, redo, revert, save, new input dims, another editor's rewrite). */
@@ -140,6 +168,26 @@ export interface FoldAppliedMessage {
   label: string;
 }
 
+/** Show a Freeze BatchNorm preview (reply to `requestFreezePreview`, or an event when the command started it). */
+export interface FreezePreviewMessage {
+  type: 'freezePreview';
+  preview: FreezePreview;
+}
+
+/** The host dropped a Freeze BatchNorm preview (cancelled from the host, or made stale by a model change). */
+export interface FreezeClosedMessage {
+  type: 'freezeClosed';
+  previewId: number;
+  reason: 'cancelled' | 'stale';
+}
+
+/** Reply to `applyFreeze` when the edit was made. */
+export interface FreezeAppliedMessage {
+  type: 'freezeApplied';
+  previewId: number;
+  label: string;
+}
+
 /** Reply to `setInputDims`: the values were stored; a `documentChanged` with the new analysis follows. */
 export interface InputDimsSetMessage {
   type: 'inputDimsSet';
@@ -160,6 +208,9 @@ export type HostToWebview =
   | FoldVerificationMessage
   | FoldClosedMessage
   | FoldAppliedMessage
+  | FreezePreviewMessage
+  | FreezeClosedMessage
+  | FreezeAppliedMessage
   | InputDimsSetMessage
   | ErrorReplyMessage;
 
@@ -188,6 +239,23 @@ export interface CancelFoldEvent {
   previewId: number;
 }
 
+/** Request: list what Freeze BatchNorm would change. Reply: `freezePreview` or `error`. */
+export interface RequestFreezePreview {
+  type: 'requestFreezePreview';
+}
+
+/** Request: apply a Freeze BatchNorm preview as an undoable edit. Reply: `freezeApplied` or `error`. */
+export interface ApplyFreezeRequest {
+  type: 'applyFreeze';
+  previewId: number;
+}
+
+/** Event: the user closed the Freeze BatchNorm preview. */
+export interface CancelFreezeEvent {
+  type: 'cancelFreeze';
+  previewId: number;
+}
+
 /** Event: the selected layer changed (the host uses it as the default for commands). */
 export interface LayerSelectedEvent {
   type: 'layerSelected';
@@ -205,6 +273,9 @@ export type WebviewToHost =
   | RequestFoldPreview
   | ApplyFoldRequest
   | CancelFoldEvent
+  | RequestFreezePreview
+  | ApplyFreezeRequest
+  | CancelFreezeEvent
   | LayerSelectedEvent
   | SetInputDimsRequest;
 
@@ -216,6 +287,8 @@ export interface WebviewRequestReplies {
   ready: InitMessage;
   requestFoldPreview: FoldPreviewMessage | ErrorReplyMessage;
   applyFold: FoldAppliedMessage | ErrorReplyMessage;
+  requestFreezePreview: FreezePreviewMessage | ErrorReplyMessage;
+  applyFreeze: FreezeAppliedMessage | ErrorReplyMessage;
   setInputDims: InputDimsSetMessage | ErrorReplyMessage;
 }
 
@@ -225,10 +298,11 @@ export type ReplyTo<R extends WebviewRequest> = WebviewRequestReplies[R['type']]
 
 const HOST_TO_WEBVIEW_TYPES: ReadonlySet<string> = new Set<HostToWebview['type']>([
   'init', 'documentChanged', 'loadError', 'revealLayer', 'foldPreview', 'foldVerification', 'foldClosed',
-  'foldApplied', 'inputDimsSet', 'error',
+  'foldApplied', 'freezePreview', 'freezeClosed', 'freezeApplied', 'inputDimsSet', 'error',
 ]);
 const WEBVIEW_TO_HOST_TYPES: ReadonlySet<string> = new Set<WebviewToHost['type']>([
-  'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'layerSelected', 'setInputDims',
+  'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'requestFreezePreview', 'applyFreeze', 'cancelFreeze',
+  'layerSelected', 'setInputDims',
 ]);
 
 function isRecord(x: unknown): x is Record<string, unknown> {

@@ -152,7 +152,7 @@ export function packageVsix(opts: PackageOptions = {}): string {
   return out;
 }
 
-/** The files the Model Surgeon VSIX must contain to work on linux-x64. */
+/** The files the Model Surgeon VSIX must contain to work on linux-x64 (a trimmed .vscodeignore must keep them). */
 export const MODEL_SURGEON_VSIX_MUST_CONTAIN = [
   'extension/package.json',
   'extension/dist/extension.js',
@@ -160,6 +160,15 @@ export const MODEL_SURGEON_VSIX_MUST_CONTAIN = [
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
   'extension/node_modules/onnxruntime-common/package.json',
+  // TF.js / Keras: TensorFlow.js (CommonJS bundles + the wasm backend's SIMD binary) and h5wasm's Node build
+  'extension/node_modules/@tensorflow/tfjs-core/dist/tf-core.node.js',
+  'extension/node_modules/@tensorflow/tfjs-layers/dist/tf-layers.node.js',
+  'extension/node_modules/@tensorflow/tfjs-converter/dist/tf-converter.node.js',
+  'extension/node_modules/@tensorflow/tfjs-backend-cpu/dist/tf-backend-cpu.node.js',
+  'extension/node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.node.js',
+  'extension/node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm',
+  'extension/node_modules/h5wasm/dist/node/hdf5_hl.js',
+  'extension/node_modules/h5wasm/dist/node/hdf5_util.js',
 ];
 
 /** `code-server --install-extension` into `extensionsDir` (~2 s). */

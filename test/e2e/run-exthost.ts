@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import type { Browser } from 'playwright-core';
+import { nsfwModel } from '../helpers/nsfwjs';
 import * as h from './harness';
 
 const OVERALL_TIMEOUT_MS = 5 * 60_000;
@@ -36,6 +37,10 @@ async function main(): Promise<number> {
   h.ensureSetup();
   const workspace = path.join(runDir, 'workspace');
   h.copyDir(path.join(h.REPO, 'samples'), workspace);
+  // test/exthost/formats.test.ts copies nsfwjs' real TF.js models (layers: mobilenet_v2, graph:
+  // mobilenet_v2_mid) from .cache/nsfwjs/
+  nsfwModel('mobilenet_v2');
+  nsfwModel('mobilenet_v2_mid');
   const userDataDir = path.join(runDir, 'udd');
 
   const server = await h.startCodeServer({

@@ -7,6 +7,7 @@ import type { ModelSurgeonApi } from '../../src/extension/extension';
 
 export const EXTENSION_ID = 'model-surgeon.model-surgeon';
 export const VIEW_TYPE = 'modelSurgeon.modelEditor';
+export const TFJS_VIEW_TYPE = 'modelSurgeon.tfjsModelEditor';
 
 /** The folder test/e2e/run-exthost.ts opens: a fresh copy of samples/. */
 export function workspaceDir(): string {
@@ -73,9 +74,9 @@ export async function waitDirty(uri: vscode.Uri, dirty: boolean): Promise<void> 
   await waitFor(() => tabOf(uri)?.isDirty === dirty, `${path.basename(uri.fsPath)} to be ${dirty ? 'dirty' : 'clean'}`);
 }
 
-/** Open in the Model Surgeon editor and wait until it is the active tab. */
-export async function openInEditor(uri: vscode.Uri): Promise<vscode.Tab> {
-  await vscode.commands.executeCommand('vscode.openWith', uri, VIEW_TYPE);
+/** Open in the Model Surgeon editor (TF.js model.json files: TFJS_VIEW_TYPE) and wait until it is the active tab. */
+export async function openInEditor(uri: vscode.Uri, viewType = VIEW_TYPE): Promise<vscode.Tab> {
+  await vscode.commands.executeCommand('vscode.openWith', uri, viewType);
   return waitFor(() => {
     const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
     return tab?.input instanceof vscode.TabInputCustom && tab.input.uri.toString() === uri.toString() ? tab : undefined;

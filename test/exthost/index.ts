@@ -7,6 +7,7 @@ import Mocha from 'mocha';
 const suites: Array<[string, () => Promise<unknown>]> = [
   ['smoke.test.ts', () => import('./smoke.test')],
   ['editor.test.ts', () => import('./editor.test')],
+  ['formats.test.ts', () => import('./formats.test')],
 ];
 
 export async function run(): Promise<void> {
