@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as h from '../test/e2e/harness';
+import { nsfwModel } from '../test/helpers/nsfwjs';
 
 const REAL_WORLD_SAMPLE = path.join(h.REPO, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 
@@ -59,6 +60,9 @@ async function main(): Promise<void> {
     copyMissing(path.join(h.REPO, 'samples'), workspace);
     const realWorld = path.join(workspace, path.basename(REAL_WORLD_SAMPLE));
     if (fs.existsSync(REAL_WORLD_SAMPLE) && !fs.existsSync(realWorld)) fs.copyFileSync(REAL_WORLD_SAMPLE, realWorld);
+    // a real TF.js layers model (nsfwjs mobilenet_v2: 52 BatchNorm, uint8-quantized weights), model.json + shards
+    const tfjsDir = path.join(workspace, 'nsfw_mobilenet_v2');
+    if (!fs.existsSync(path.join(tfjsDir, 'model.json'))) copyMissing(path.dirname(nsfwModel('mobilenet_v2')), tfjsDir);
   });
 
   const server = await h.startCodeServer({
@@ -74,7 +78,7 @@ async function main(): Promise<void> {
   console.log('  Model Surgeon is running in VS Code (code-server 4.139.1) at:');
   console.log(`    ${url}`);
   console.log('');
-  console.log(`  Open a .onnx file from the Explorer. Server log: ${path.relative(h.REPO, server.logFile)}`);
+  console.log(`  Open a model (.onnx, .h5, .keras; model.json via right-click > Open in Model Surgeon) from the Explorer. Server log: ${path.relative(h.REPO, server.logFile)}`);
   console.log(`  Ctrl+C stops the server. \`npm start -- --reset\` restores the demo models.`);
 
   // Ctrl+C / SIGTERM: the harness stops the server (whole process group) and exits.
