@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { mergeFindings } from '../core/doctor';
-import { applyFix, audit, DOCTOR_REWRITES, errorMessage, foldBatchNorm, freezeBatchNorm, inspect, inspectAsync, loadModel, ModelError, planMemory, saveModel, verify, type AuditReport, type DoctorRewrite, type Model } from '../core/api';
+import { applyFix, audit, DOCTOR_REWRITES, errorMessage, foldBatchNorm, freezeBatchNorm, inspect, inspectAsync, loadModel, ModelError, planMemory, saveModel, verify, type AuditReport, type DoctorRewrite, type FixOptions, type Model } from '../core/api';
 import type { TfjsBackend } from '../core/engines/tfjs';
 import { DEFAULT_ATOL, withinTolerance } from '../core/engines/onnxruntime';
 import type { InspectReport, MemoryPlanReport, OptimizerKind, VerifyReport } from '../core/types';
@@ -42,13 +42,19 @@ Usage:
   model-surgeon plan <model> [--json] [--input HxW] [--batch N] [--gpu-mem SIZE]
                      [--optimizer adam|sgd|sgd-momentum|none] [--dtype float32|float16]
                      [--crops 224,320,512] [--dim NAME=N ...]
-      Memory and batch-size planner (ONNX): activation memory per layer for inference and
-      training, parameters, gradients, optimizer state, the largest batch that fits SIZE
-      (e.g. 12GiB), and crops versus full images.
-  model-surgeon fix <model> <fix> -o <out> [--json] [verification options]
-      Apply one of the fixes findings point at (ONNX): fold-batchnorm-forward,
-      batchnorm-to-affine, remove-dropout (verified like fold-bn), batchnorm-eval-mode
-      (changes outputs on purpose: the deviation is reported, not gated).
+      Memory and batch-size planner (ONNX: NCHW; TF.js layers, Keras .h5/.keras: NHWC):
+      activation memory per layer for inference and training, parameters, gradients,
+      optimizer state, the largest batch that fits SIZE (e.g. 12GiB), and crops versus full
+      images.
+  model-surgeon fix <model> <fix> -o <out> [--json] [--layer NAME ...] [--rate P]
+                    [--groups G] [verification options]
+      Apply one of the fixes findings point at, verified like fold-bn unless it changes the
+      outputs on purpose (then the deviation is reported, not gated).
+      ONNX: fold-batchnorm-forward, batchnorm-to-affine, remove-dropout, batchnorm-eval-mode.
+      TF.js layers / Keras: remove-dropout; set-dropout-rate --rate P (a training-time
+      setting, inference unchanged); replace-batchnorm-groupnorm [--groups G] (BatchNorm ->
+      GroupNormalization, or LayerNormalization on [N, C]; needs fine-tuning; TF.js has no
+      GroupNormalization, so that deviation is not measured). --layer limits them to layers.
 
 Options:
   --json          print only JSON on stdout
@@ -64,6 +70,10 @@ Options:
   --batch N       audit / plan: batch size (default: the model's static batch, else 1)
   --input HxW     audit / plan: spatial size of image inputs (e.g. 512x512)
   --gpu-mem SIZE  plan: memory to fit (e.g. 12GiB, 16GB, 8000MiB)
+  --rate P        fix set-dropout-rate: the new rate, 0 <= P < 1
+  --layer NAME    fix (Keras/TF.js): only this layer (repeat, or NAME,NAME)
+  --groups G      fix replace-batchnorm-groupnorm: GroupNormalization groups (default 32, at
+                  least 2 channels per group; the largest divisor of the channel count <= G)
   -h, --help      this help;  -V, --version  the version
 
 Exit codes: 0 ok, 1 bad input or failure, 2 usage error, 3 verification above tolerance,
@@ -90,10 +100,13 @@ interface Args {
   optimizer?: OptimizerKind;
   dtypeBytes?: number;
   crops?: number[];
+  rate?: number;
+  layers: string[];
+  groups?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { positional: [], json: false, stats: true, force: false, dims: {} };
+  const a: Args = { positional: [], json: false, stats: true, force: false, dims: {}, layers: [] };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || (v.startsWith('-') && v.length > 1 && Number.isNaN(Number(v)))) throw new UsageError(`${flag} needs a value`);
@@ -173,6 +186,19 @@ function parseArgs(argv: string[]): Args {
         a.crops = list;
         break;
       }
+      case '--rate': {
+        const v = value(i++, t);
+        const n = Number(v);
+        if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new UsageError(`--rate expects a number with 0 <= P < 1, got '${v}'`);
+        a.rate = n;
+        break;
+      }
+      case '--layer':
+        a.layers.push(...value(i++, t).split(',').filter((x) => x));
+        break;
+      case '--groups':
+        a.groups = num(value(i++, t), t, true);
+        break;
       case '--dim': {
         const v = value(i++, t);
         const m = /^([^=]+)=(\d+)$/.exec(v);
@@ -345,19 +371,25 @@ async function main(argv: string[]): Promise<number> {
       const id = args.positional[1] as DoctorRewrite;
       if (!DOCTOR_REWRITES.includes(id)) throw new UsageError(`unknown fix '${args.positional[1]}' (one of ${DOCTOR_REWRITES.join(', ')}; fold-batchnorm is fold-bn, freeze-batchnorm is freeze-bn)`);
       if (!args.output) throw new UsageError('fix needs an output file: -o <out>');
+      if (args.rate !== undefined && id !== 'set-dropout-rate') throw new UsageError('--rate applies to set-dropout-rate');
+      if (args.rate === undefined && id === 'set-dropout-rate') throw new UsageError('set-dropout-rate needs --rate P (0 <= P < 1)');
+      if (args.groups !== undefined && id !== 'replace-batchnorm-groupnorm') throw new UsageError('--groups applies to replace-batchnorm-groupnorm');
+      const fixOpts: FixOptions = { ...(args.rate !== undefined ? { rate: args.rate } : {}), ...(args.layers.length ? { layers: args.layers } : {}), ...(args.groups !== undefined ? { groups: args.groups } : {}) };
       const model = await loadModel(args.positional[0]);
-      const result = applyFix(model, id);
-      const v = result.applied > 0 ? await verify(model, result.model, vopts) : null;
+      const result = applyFix(model, id, fixOpts);
+      const v = result.applied > 0 && !result.unverifiable ? await verify(model, result.model, vopts) : null;
       const tolerance = args.tolerance ?? 1e-4;
       const ok = !v || !result.preserves_outputs || withinTolerance(v, tolerance);
       const written = ok || args.force;
       if (written) await saveModel(result.model, args.output);
-      if (args.json) out(JSON.stringify({ fix: id, applied: result.applied, plan: result.plan, preserves_outputs: result.preserves_outputs, verify: v, size: result.size, output: written ? path.resolve(args.output) : null }));
+      if (args.json) out(JSON.stringify({ fix: id, applied: result.applied, plan: result.plan, preserves_outputs: result.preserves_outputs, verify: v, unverifiable: result.unverifiable, notes: result.notes, size: result.size, output: written ? path.resolve(args.output) : null }));
       else {
         out(`${id}: applied to ${result.applied} layer(s)`);
-        for (const c of result.plan.candidates) out(`  ${'batchnorm' in c ? `${c.batchnorm} -> ${c.into} (${c.into_op})` : c.layer}`);
+        for (const c of result.plan.candidates) out(`  ${'batchnorm' in c ? `${c.batchnorm} -> ${c.into} (${c.into_op})` : `${c.layer}: ${c.action}`}`);
         for (const sk of result.plan.skipped) out(`  skipped ${sk.layer}: ${sk.reason}`);
-        if (v) out(`verify: ${verifyLine(v)}${result.preserves_outputs ? '' : ' (this fix changes outputs on purpose)'}`);
+        if (v) out(`verify: ${verifyLine(v)}${result.preserves_outputs ? '' : ' (this fix changes outputs on purpose: the measured deviation)'}`);
+        else if (result.unverifiable) out(`verify: not run (${result.unverifiable})`);
+        for (const n of result.notes) if (n !== result.unverifiable) out(`note: ${n}`);
         if (written) out(`wrote ${args.output}`);
       }
       if (!ok) {
@@ -389,7 +421,7 @@ function printAudit(r: AuditReport): void {
   out(`BatchNorm layers: ${bn.rows.length} (batch size ${bn.batch_size}, ${bn.batch_source})`);
   for (const row of bn.rows) out(`  ${row.layer}: ${row.context}, effective batch ${row.effective_batch ?? '?'}`);
   out(`Dropout layers: ${r.dropout.rows.length}`);
-  for (const row of r.dropout.rows) out(`  ${row.layer}: rate ${row.rate === null ? '?' : Number(row.rate.toPrecision(4))}, ${row.mode}`);
+  for (const row of r.dropout.rows) out(`  ${row.layer}${row.native_op && row.native_op !== 'Dropout' ? ` (${row.native_op})` : ''}: rate ${row.rate === null ? '?' : Number(row.rate.toPrecision(4))}, ${row.mode}`);
   if (r.findings.length) out('');
   for (const f of r.findings) out(`${f.severity}: [${f.code}] ${f.message}${f.fix ? ` (fix: ${f.fix})` : ''}`);
 }
@@ -403,6 +435,7 @@ function printPlan(r: MemoryPlanReport): void {
   out(`inference: activations peak ${mib(r.inference.activation_bytes)}${r.peak_layer ? ` at ${r.peak_layer}` : ''}, total ${mib(r.inference.total_bytes)}`);
   out(`training:  activations kept ${mib(r.training.activation_bytes)}, gradients ${mib(r.training.gradient_bytes)}, optimizer ${mib(r.training.optimizer_bytes)}, total ${mib(r.training.total_bytes)}`);
   if (r.budget) out(`largest batch in ${(r.budget.bytes / GiB).toFixed(2)} GiB: training ${r.budget.max_batch_training}, inference ${r.budget.max_batch_inference}`);
+  for (const n of r.notes) if (n.startsWith('at this input size')) out(`note: ${n}`);
   if (r.crops?.length) {
     out('crop         training/image  inference/image  max batch (training)');
     for (const c of r.crops) out(`${`${c.size[0]}x${c.size[1]}${c.full_image ? ' (full)' : ''}`.padEnd(13)}${mib(c.training_bytes_per_image).padStart(14)}  ${mib(c.inference_bytes_per_image).padStart(15)}  ${String(c.max_batch_training ?? '-').padStart(20)}`);

@@ -69,7 +69,6 @@ export function errorMessage(err: unknown): string {
   return `internal error: ${msg.split('\n')[0]}`;
 }
 
-/** Loads any supported model file (ONNX, TF.js model.json + shards, Keras .h5, .keras). */
 /** ONNX files this large are read into shared memory, so statistics workers read their tensors in place */
 const SHARED_READ_BYTES = 16 << 20;
 
@@ -93,6 +92,7 @@ async function readModelFile(file: string, size: number): Promise<Uint8Array> {
   }
 }
 
+/** Loads any supported model file (ONNX, TF.js model.json + shards, Keras .h5, .keras). */
 export async function loadModel(file: string): Promise<Model> {
   let bytes: Uint8Array;
   try {

@@ -212,7 +212,9 @@ export type FixId =
   | 'batchnorm-eval-mode'
   | 'remove-dropout'
   | 'freeze-batchnorm'
-  | 'replace-batchnorm-groupnorm';
+  | 'replace-batchnorm-groupnorm'
+  /** Keras/TF.js: change the rate of Dropout layers (a training-time setting; inference unchanged) */
+  | 'set-dropout-rate';
 
 /** A generic rewrite plan (the fold rewrites keep using FoldPlan). */
 export interface RewriteCandidate {
@@ -304,6 +306,8 @@ export interface DropoutAuditRow {
   removable: boolean;
   /** why it cannot be removed (null when it can) */
   blocker: string | null;
+  /** Keras/TF.js: the layer class (Dropout, SpatialDropout2D, GaussianDropout, AlphaDropout, ...) */
+  native_op?: string;
 }
 
 export interface DropoutAuditReport {
@@ -381,5 +385,124 @@ export interface MemoryPlanReport {
   /** layers whose output shape is unknown at this size (counted as 0 bytes) */
   unknown_layers: string[];
   /** what is counted and what is not */
+  notes: string[];
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Activation probing, structured pruning, activation swap (issue #5)
+// ------------------------------------------------------------------------------------------------------------
+
+/** Per-channel activation statistics of one probed tensor, over every sample and position. */
+export interface ProbeLayerReport {
+  /** layer name (for `values`: the tensor name) */
+  name: string;
+  /** canonical op of the layer that produced it (e.g. Relu, Relu6, LeakyRelu) */
+  op: string;
+  /** the probed tensor */
+  output: string;
+  /** its shape in the first batch run */
+  shape: number[];
+  /** axis of the channels: 1 for [N, C, ...] conv outputs, the last for [N, features] / [N, T, features] */
+  channel_axis: number;
+  channels: number;
+  /** never positive on any probe (or APoZ >= the threshold when one was set) */
+  dead: number[];
+  /** the same value everywhere on every probe, and not dead */
+  constant: number[];
+  /** the value of each `constant` channel, in the same order */
+  constant_values: number[];
+  /** fraction of values <= 0, per channel */
+  apoz: number[];
+  mean: number[];
+  /** population variance */
+  var: number[];
+  max: number[];
+  min: number[];
+  /** over all channels: the depth profile */
+  layer_mean: number;
+  layer_var: number;
+  /** values seen per channel (samples x positions) */
+  count: number;
+}
+
+export interface ProbeReport {
+  /** activation layers in graph order */
+  layers: ProbeLayerReport[];
+  /** extra tensors probed on request (e.g. pruning's observation points); absent when none */
+  values?: ProbeLayerReport[];
+  samples: number;
+  batch_size: number;
+  /** where the samples came from, in words */
+  source: string;
+  input_shapes: Record<string, number[]>;
+  /** APoZ at or above which a channel counts as dead (1: never positive) */
+  apoz_threshold: number;
+  engine: string;
+  seconds: number;
+  notes: string[];
+}
+
+export type PruneCriterion = 'dead' | 'l1' | 'l2' | 'bn-gamma' | 'apoz';
+
+/** One set of coupled layers whose output channels are pruned together (a dependency group). */
+export interface PruneGroup {
+  /** layers whose output channels belong to the group (producers; coupled through Add / Mul / Concat ...) */
+  layers: string[];
+  /** channels (coupled channel sets) in the group */
+  channels: number;
+  /** channels that may be removed (not blocked) */
+  prunable: number;
+  /** removed channels, as indices into the first layer's output channels */
+  removed: number[];
+  /** why nothing (or not everything selected) is removed, when that is the case */
+  reason?: string;
+}
+
+export interface PrunePlan {
+  criterion: PruneCriterion;
+  scope: 'layer' | 'global';
+  ratio: number | null;
+  threshold: number | null;
+  /** every removal is exact on the probe inputs (criterion 'dead') */
+  exact: boolean;
+  groups: PruneGroup[];
+  /** output channels removed per layer (producers and depthwise convolutions) */
+  removed: Record<string, number>;
+  /** layers that read removed channels and what was folded into their bias */
+  consumers: { layer: string; removed_inputs: number; folded_constants: number }[];
+  skipped: SkippedCandidate[];
+  notes: string[];
+}
+
+export interface PruneSize {
+  params_before: number;
+  params_after: number;
+  /** null when a shape is unknown */
+  macs_before: number | null;
+  macs_after: number | null;
+  bytes_before: number;
+  bytes_after: number;
+}
+
+/** What a probe says about one depth of the network, before and after a rewrite */
+export interface DepthProfileRow {
+  layer: string;
+  op_before: string;
+  op_after: string | null;
+  mean_before: number;
+  var_before: number;
+  mean_after: number | null;
+  var_after: number | null;
+}
+
+export interface SwapSummary {
+  /** activations replaced */
+  swapped: number;
+  /** BatchNorm layers removed (folded) by the SELU recipe */
+  removed_bn: number;
+  /** Dropout layers that would become AlphaDropout (identity at inference in both cases: left as they are) */
+  replaced_dropout: number;
+  /** activations left alone, with the reason */
+  skipped: SkippedCandidate[];
   notes: string[];
 }

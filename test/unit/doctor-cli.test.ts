@@ -9,6 +9,7 @@ import { loadModel, saveModel } from '../../src/core/api';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { OnnxModel } from '../../src/core/formats/onnx/model';
 import { makeTensorLike, readTensorAsFloat32 } from '../../src/core/formats/onnx/tensor';
+import { nsfwModel } from '../helpers/nsfwjs';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
@@ -72,13 +73,14 @@ describe('model-surgeon audit / plan / fix', () => {
     assert.ok(j.budget.max_batch_training >= 1 && j.budget.max_batch_training < j.budget.max_batch_inference);
   });
 
-  it('plan on a Keras model says it is ONNX-only in one line', () => {
+  it('plan on a Keras model works (NHWC); on a TF.js graph model it says what is supported in one line', () => {
     const keras = path.join(ROOT, 'test', 'fixtures', 'keras');
     const file = readdirSync(keras).find((f) => f.endsWith('.keras'))!;
-    const r = run('plan', path.join(keras, file));
+    assert.equal(run('plan', path.join(keras, file)).code, 0);
+    const r = run('plan', nsfwModel('mobilenet_v2_mid'));
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1);
-    assert.match(r.stderr, /ONNX/);
+    assert.match(r.stderr, /ONNX, TF\.js layers and Keras models/);
   });
 
   it('fix remove-dropout: verified, written, no Dropout left', () => {

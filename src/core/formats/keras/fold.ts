@@ -7,7 +7,7 @@
  */
 import { batchNormAffine, foldBias, scaleKernel } from '../../rewrites/batchnorm-math';
 import type { FoldCandidate, FoldPlan, SkippedCandidate } from '../../types';
-import { activationName, flattenModel, isDepthwise, isTranspose, type Shape } from './graph';
+import { activationName, callKwargs, flattenModel, isDepthwise, isTranspose, type Shape } from './graph';
 import { arr, clone, isObject, num, str, type Json, type JsonObject } from './json';
 import { bytesPerElement, float32Weight, KerasModel, quantizeWeight, weightToFloat32, type KWeight } from './model';
 import { buildGraph, consumersOf, type KGraph, type KLayer } from './topology';
@@ -34,9 +34,10 @@ export interface KerasFoldOutcome {
   requantize_max_error: number | null;
 }
 
-const display = (g: KGraph, name: string) => [...g.scope, name].join('/');
+export const display = (g: KGraph, name: string) => [...g.scope, name].join('/');
 
-function bnAxis(c: JsonObject): number | null {
+/** the BatchNorm's axis as one number (-1 when absent); null when it normalizes several axes */
+export function bnAxis(c: JsonObject): number | null {
   const a = c.axis;
   if (typeof a === 'number') return a;
   const l = arr(a);
@@ -66,6 +67,10 @@ function analyse(model: KerasModel, root: KGraph): { plan: FoldPlan; actions: Ac
       const skip = (reason: string) => skipped.push({ layer, reason });
       if (l.calls.length !== 1 || l.calls[0].length !== 1) {
         skip(l.calls.length > 1 ? `it is a shared layer called ${l.calls.length} times` : 'it does not read exactly one tensor');
+        continue;
+      }
+      if (callKwargs(l, 0).training === true) {
+        skip('it is called with training=True: it normalizes with batch statistics also at inference, which no folded layer can do');
         continue;
       }
       const ref = l.calls[0][0];
@@ -154,18 +159,19 @@ function biasName(model: KerasModel, kernel: KWeight, existing: Set<string>): st
   return name;
 }
 
-function keras3(entry: JsonObject): boolean {
+export function keras3(entry: JsonObject): boolean {
   return isObject(entry.module) || typeof entry.module === 'string' || (arr(entry.inbound_nodes) ?? []).some((n) => isObject(n));
 }
 
-/** rewires every reference to layer `from` (any node) to `to` node `toNode` in inbound nodes and outputs */
-function rewire(g: KGraph, from: string, to: string, toNode: number): void {
+/** rewires every reference to layer `from` (any node) to `to` node `toNode` (and tensor `toTensor` when given) in inbound nodes and outputs */
+export function rewire(g: KGraph, from: string, to: string, toNode: number, toTensor?: number): void {
   const fix = (v: Json): Json => {
     if (Array.isArray(v)) {
       if (v.length >= 3 && v[0] === from && typeof v[1] === 'number' && typeof v[2] === 'number') {
         const copy = [...v];
         copy[0] = to;
         copy[1] = toNode;
+        if (toTensor !== undefined) copy[2] = toTensor;
         return copy;
       }
       return v.map(fix);

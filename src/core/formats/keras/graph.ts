@@ -179,7 +179,8 @@ function convLength(len: number | null, k: number, stride: number, dilation: num
   if (len === null) return null;
   const dk = dilation * (k - 1) + 1;
   if (padding === 'same' || padding === 'causal') return Math.ceil(len / stride);
-  return Math.floor((len - dk) / stride) + 1;
+  // a 'valid' window larger than its input: the model does not run at this size (unknown, never negative)
+  return len >= dk ? Math.floor((len - dk) / stride) + 1 : null;
 }
 
 function deconvLength(len: number | null, k: number, stride: number, dilation: number, padding: string, outPad: number | null): number | null {
@@ -406,80 +407,134 @@ export interface FlatLayer {
   path: string[];
   outShape: Shape | null;
   macs: number | null;
+  /** value names of the tensors its first call reads (the names other layers' `outputName` use) */
   inputNames: string[];
+  /** value name of its first call's output: the display name */
+  outputName: string;
+  /** shapes of the tensors its first call reads */
+  inputShapes: (Shape | null)[];
+  /** keyword arguments of its first call (Keras 2: the 4th element of each inbound ref; Keras 3: `kwargs`) */
+  callKwargs: JsonObject;
 }
 
-const refName = (scope: string[], r: TensorRef) => [...scope, r.layer].join('/') + (r.node || r.tensor ? `:${r.node}:${r.tensor}` : '');
+/** value name of a layer's output: the display path, plus `:call:tensor` for later calls / other tensors */
+const valueName = (scope: string[], layer: string, node: number, tensor: number) => [...scope, layer].join('/') + (node || tensor ? `:${node}:${tensor}` : '');
+
+/** keyword arguments of one call of a layer (training=True and the like) */
+export function callKwargs(l: KLayer, call: number): JsonObject {
+  const nodes = arr(l.entry.inbound_nodes);
+  const n = nodes?.[call];
+  const out: JsonObject = {};
+  if (Array.isArray(n)) {
+    const refs = n.length > 0 && typeof n[0] === 'string' ? [n] : n;
+    for (const r of refs) {
+      const kw = Array.isArray(r) ? obj(r[3]) : undefined;
+      if (kw) Object.assign(out, kw);
+    }
+  } else {
+    const kw = obj(obj(n)?.kwargs);
+    if (kw) Object.assign(out, kw);
+  }
+  return out;
+}
+
+interface Value {
+  shape: Shape | null;
+  name: string;
+}
 
 /**
  * Walks a model graph in order, inferring shapes; nested models are expanded with their inputs bound to the
- * outer call's inputs. `batch` fills unknown batch dims of the inputs.
+ * outer call's inputs (their layers named outer/inner, a reader of a nested model reads the inner layer's
+ * output). `batch` fills unknown batch dims of the inputs; `inputShapes` replaces the shapes of the model's
+ * inputs by name (e.g. a planner's input size).
  */
-export function flattenModel(root: KGraph, batch: number, dims: Record<string, number> = {}): { layers: FlatLayer[]; shapes: Map<string, Shape | null>; inputs: ValueSummary[] } {
+export function flattenModel(
+  root: KGraph,
+  batch: number,
+  dims: Record<string, number> = {},
+  inputShapes: Record<string, Shape> = {},
+): { layers: FlatLayer[]; shapes: Map<string, Shape | null>; inputs: ValueSummary[]; inputShapes: Record<string, Shape | null> } {
   const flat: FlatLayer[] = [];
   const inputs: ValueSummary[] = [];
-  const walk = (g: KGraph, bound: (Shape | null)[] | null, depth: number): (Shape | null)[] => {
-    const shapes = new Map<string, Shape | null>();
+  const concreteInputs: Record<string, Shape | null> = {};
+  const walk = (g: KGraph, bound: Value[] | null, depth: number): Value[] => {
+    const values = new Map<string, Value>();
     const key = (r: TensorRef) => `${r.layer}:${r.node}:${r.tensor}`;
     const byName = new Map(g.layers.map((l) => [l.name, l]));
     g.inputs.forEach((r, i) => {
-      let s: Shape | null = null;
+      let v: Value = { shape: null, name: valueName(g.scope, r.layer, 0, 0) };
       const l = byName.get(r.layer);
-      if (bound) s = bound[i] ?? null;
-      else if (l) s = batchShapeOf(l.config);
-      else if (g.sequential && g.layers[0]) s = batchShapeOf(g.layers[0].config);
-      if (!bound && s) {
+      if (bound) v = bound[i] ?? { shape: null, name: v.name };
+      else {
+        let s: Shape | null = null;
+        if (l) s = batchShapeOf(l.config);
+        else if (g.sequential && g.layers[0]) s = batchShapeOf(g.layers[0].config);
         const name = r.layer;
-        const sym = s.map((d, k) => (d === null ? (k === 0 ? 'batch' : `${name}_dim${k}`) : d));
-        const concrete = sym.map((d) => (typeof d === 'number' ? d : d === 'batch' ? dims.batch ?? batch : dims[d] ?? null));
-        s = concrete;
-        if (depth === 0) inputs.push({ name, dtype: str(l?.config.dtype) ?? 'float32', shape: sym });
+        if (s) {
+          const sym = s.map((d, k) => (d === null ? (k === 0 ? 'batch' : `${name}_dim${k}`) : d));
+          s = sym.map((d) => (typeof d === 'number' ? d : d === 'batch' ? dims.batch ?? batch : dims[d] ?? null));
+          if (depth === 0) inputs.push({ name, dtype: str(l?.config.dtype) ?? 'float32', shape: sym });
+        }
+        const given = Object.prototype.hasOwnProperty.call(inputShapes, name) ? inputShapes[name] : undefined;
+        if (given) s = [...given];
+        if (depth === 0) concreteInputs[name] = s;
+        v = { shape: s, name: v.name };
       }
-      shapes.set(key(r), s);
-      shapes.set(`${r.layer}:0:0`, s);
+      values.set(key(r), v);
+      values.set(`${r.layer}:0:0`, v);
+      values.set(`${r.layer}:last:${r.tensor}`, v);
     });
     for (const l of g.layers) {
       if (l.className === 'InputLayer') continue;
+      const path = [...g.scope, l.name];
       let first: FlatLayer | null = null;
       let macsSum: number | null = 0;
       l.calls.forEach((refs, call) => {
         // node indices may count calls made outside this model (a nested model built on its own first):
         // fall back to the layer's latest call
-        const ins = refs.map((r) => (shapes.has(key(r)) ? shapes.get(key(r)) ?? null : shapes.get(`${r.layer}:last:${r.tensor}`) ?? null));
-        let outs: (Shape | null)[];
+        const ins = refs.map((r) => values.get(key(r)) ?? values.get(`${r.layer}:last:${r.tensor}`) ?? { shape: null, name: valueName(g.scope, r.layer, r.node, r.tensor) });
+        let outs: Value[];
         let macs: number | null = 0;
         if (l.sub) {
-          if (call === 0) {
-            const before = flat.length;
-            outs = walk(l.sub, ins, depth + 1);
-            for (let k = before; k < flat.length; k++) {
-              flat[k].name = `${l.name}/${flat[k].name}`;
-            }
-          } else outs = l.sub.outputs.map(() => null);
+          if (call === 0) outs = walk(l.sub, ins, depth + 1);
+          else outs = l.sub.outputs.map((_, t) => ({ shape: null, name: valueName(g.scope, l.name, call, t) }));
         } else {
-          const r = inferLayer(l, ins);
-          outs = [r.out];
+          const r = inferLayer(l, ins.map((v) => v.shape));
+          outs = [{ shape: r.out, name: valueName(g.scope, l.name, call, 0) }];
           macs = r.macs;
         }
-        outs.forEach((s, t) => {
-          shapes.set(`${l.name}:${call}:${t}`, s);
-          shapes.set(`${l.name}:last:${t}`, s);
+        outs.forEach((v, t) => {
+          values.set(`${l.name}:${call}:${t}`, v);
+          values.set(`${l.name}:last:${t}`, v);
         });
         macsSum = macsSum === null || macs === null ? null : macsSum + macs;
-        if (call === 0 && !l.sub) first = { layer: l, graph: g, name: l.name, path: [...g.scope, l.name], outShape: outs[0] ?? null, macs: null, inputNames: refs.map((r) => refName([], r)) };
+        if (call === 0 && !l.sub)
+          first = {
+            layer: l,
+            graph: g,
+            name: path.join('/'),
+            path,
+            outShape: outs[0]?.shape ?? null,
+            macs: null,
+            inputNames: ins.map((v) => v.name),
+            outputName: outs[0]?.name ?? path.join('/'),
+            inputShapes: ins.map((v) => v.shape),
+            callKwargs: callKwargs(l, 0),
+          };
       });
-      if (l.calls.length === 0 && !l.sub) first = { layer: l, graph: g, name: l.name, path: [...g.scope, l.name], outShape: null, macs: null, inputNames: [] };
+      if (l.calls.length === 0 && !l.sub) first = { layer: l, graph: g, name: path.join('/'), path, outShape: null, macs: null, inputNames: [], outputName: path.join('/'), inputShapes: [], callKwargs: {} };
       if (first) {
         (first as FlatLayer).macs = macsSum;
         flat.push(first);
       }
     }
-    return g.outputs.map((r) => shapes.get(key(r)) ?? null);
+    return g.outputs.map((r) => values.get(key(r)) ?? values.get(`${r.layer}:last:${r.tensor}`) ?? { shape: null, name: valueName(g.scope, r.layer, r.node, r.tensor) });
   };
-  const outShapes = walk(root, null, 0);
+  const outValues = walk(root, null, 0);
   const out = new Map<string, Shape | null>();
-  root.outputs.forEach((r, i) => out.set(r.layer, outShapes[i]));
-  return { layers: flat, shapes: out, inputs };
+  root.outputs.forEach((r, i) => out.set(r.layer, outValues[i].shape));
+  return { layers: flat, shapes: out, inputs, inputShapes: concreteInputs };
 }
 
 export function summaryOf(model: KerasModel, root: KGraph, inputs: ValueSummary[], outShapes: Map<string, Shape | null>): ModelSummary {
@@ -516,9 +571,19 @@ export function kerasVersion(model: KerasModel): string | undefined {
   return undefined;
 }
 
-export function buildKerasView(model: KerasModel, dims: Record<string, number> = {}): GraphView {
+export interface KerasViewParts {
+  view: GraphView;
+  root: KGraph;
+  /** the flattened layers, in the order of view.layers */
+  flat: FlatLayer[];
+  /** concrete shapes of the model inputs the shapes were inferred from */
+  inputShapes: Record<string, Shape | null>;
+}
+
+/** the GraphView and what it was built from; `inputShapes` replaces the model inputs' shapes by name */
+export function buildKerasViewParts(model: KerasModel, dims: Record<string, number> = {}, inputShapes: Record<string, Shape> = {}): KerasViewParts {
   const root = buildGraph(model.modelConfig);
-  const { layers: flat, shapes, inputs } = flattenModel(root, 1, dims);
+  const { layers: flat, shapes, inputs, inputShapes: concrete } = flattenModel(root, 1, dims, inputShapes);
   const layers: LayerView[] = flat.map((f, index) => {
     const l = f.layer;
     const weights = model.weightsOf(f.path).map((w) => weightView(model, w, l.className, model.format));
@@ -528,14 +593,15 @@ export function buildKerasView(model: KerasModel, dims: Record<string, number> =
       op: canonicalKerasOp(l.className, l.config),
       nativeOp: l.className,
       inputs: f.inputNames,
-      outputs: [f.name],
+      outputs: [f.outputName],
       weights,
       outputShape: f.outShape,
       macs: f.macs,
     };
     if (l.className === 'BatchNormalization') {
       view.epsilon = num(l.config.epsilon) ?? 1e-3;
-      view.trainingMode = false;
+      // a BN called with training=True normalizes with batch statistics also in predict()
+      view.trainingMode = f.callKwargs.training === true;
     }
     return view;
   });
@@ -551,7 +617,11 @@ export function buildKerasView(model: KerasModel, dims: Record<string, number> =
       layers: flat.filter((f) => names.has(f.path.join('/'))).map((f) => f.name),
     });
   }
-  return { format: model.format, summary: summaryOf(model, root, inputs, shapes), layers, findings };
+  return { view: { format: model.format, summary: summaryOf(model, root, inputs, shapes), layers, findings }, root, flat, inputShapes: concrete };
+}
+
+export function buildKerasView(model: KerasModel, dims: Record<string, number> = {}): GraphView {
+  return buildKerasViewParts(model, dims).view;
 }
 
 /** float32 values of a weight (for rewrites) */

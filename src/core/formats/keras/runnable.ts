@@ -9,6 +9,7 @@ import type { ValueSummary } from '../../types';
 import { buildKerasView } from './graph';
 import { arr, clone, isObject, obj, str, type Json, type JsonObject } from './json';
 import { weightToFloat32, type KerasModel } from './model';
+import { tfjsDropoutConfig } from './rewrite-dropout';
 import { parseCalls, parseEndpoints } from './topology';
 
 const DROP = new Set(['module', 'registered_name', 'build_config', 'compile_config', 'shared_object_id']);
@@ -64,8 +65,20 @@ export function convertModel(modelCfg: JsonObject): JsonObject {
   return { class_name: cls === 'Model' ? 'Model' : cls, config: out };
 }
 
+/** layers tfjs-layers 4.22 lacks that are the identity at inference (SpatialDropout2D/3D) run as Dropout */
+function inferenceEquivalents(v: Json): Json {
+  if (Array.isArray(v)) return v.map(inferenceEquivalents);
+  if (!isObject(v)) return v;
+  const mapped = tfjsDropoutConfig(v);
+  if (mapped) return mapped;
+  const out: JsonObject = {};
+  for (const k of Object.keys(v)) out[k] = inferenceEquivalents(v[k]);
+  return out;
+}
+
 export function kerasRunnable(model: KerasModel, inputs?: ValueSummary[]): TfjsRunnable {
-  const config = model.format === 'tfjs-layers' ? model.modelConfig : convertModel(model.modelConfig);
+  const raw = model.format === 'tfjs-layers' ? model.modelConfig : convertModel(model.modelConfig);
+  const config = /"SpatialDropout[23]D"/.test(JSON.stringify(raw)) ? (inferenceEquivalents(raw) as JsonObject) : raw;
   const specs = model.weights.map((w) => ({
     name: model.format === 'tfjs-layers' ? w.storeName : `${w.layerPath[w.layerPath.length - 1]}/${w.key}`,
     shape: w.shape,
