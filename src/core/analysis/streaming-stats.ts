@@ -1,0 +1,191 @@
+/**
+ * Streaming per-channel statistics of activation tensors: memory stays O(channels) however many samples
+ * pass. Each block (one batch of one tensor) is reduced in one pass per channel with a shifted sum of squares
+ * (shift = the channel's first value in the block, so float64 cancellation stays harmless), then merged into
+ * the running aggregate with Chan et al.'s parallel update:
+ *   n = na + nb, delta = mean_b - mean_a, mean = mean_a + delta * nb / n, M2 = M2a + M2b + delta^2 * na * nb / n.
+ * Alongside: min, max and the count of non-positive values (APoZ, "average percentage of zeros").
+ */
+
+export interface ChannelAggregate {
+  count: number;
+  mean: number;
+  /** sum of squared deviations from the mean (variance = m2 / count) */
+  m2: number;
+}
+
+/** Chan et al.'s merge of two (count, mean, M2) aggregates. */
+export function mergeMoments(a: ChannelAggregate, b: ChannelAggregate): ChannelAggregate {
+  if (b.count === 0) return { ...a };
+  if (a.count === 0) return { ...b };
+  const n = a.count + b.count;
+  const delta = b.mean - a.mean;
+  return { count: n, mean: a.mean + (delta * b.count) / n, m2: a.m2 + b.m2 + (delta * delta * a.count * b.count) / n };
+}
+
+/**
+ * How a tensor's elements map to channels: element index = (o * channels + c) * inner + i, with `outer`
+ * = product of the dims before the channel axis and `inner` = product of the dims after it.
+ */
+export interface ChannelLayout {
+  outer: number;
+  channels: number;
+  inner: number;
+}
+
+/** the layout of a tensor of shape `dims` with its channels on `axis` */
+export function channelLayout(dims: readonly number[], axis: number): ChannelLayout {
+  const a = axis < 0 ? axis + dims.length : axis;
+  let outer = 1;
+  let inner = 1;
+  for (let k = 0; k < a; k++) outer *= dims[k];
+  for (let k = a + 1; k < dims.length; k++) inner *= dims[k];
+  return { outer, channels: dims[a] ?? 1, inner };
+}
+
+/** Running per-channel statistics of one tensor. */
+export class ChannelStats {
+  readonly channels: number;
+  /** values seen per channel (equal for every channel) */
+  count = 0;
+  readonly mean: Float64Array;
+  readonly m2: Float64Array;
+  readonly min: Float64Array;
+  readonly max: Float64Array;
+  /** values <= 0 per channel (NaN counts as neither) */
+  readonly nonPositive: Float64Array;
+  // per-block scratch
+  private readonly bShift: Float64Array;
+  private readonly bSum: Float64Array;
+  private readonly bSq: Float64Array;
+
+  constructor(channels: number) {
+    this.channels = channels;
+    this.mean = new Float64Array(channels);
+    this.m2 = new Float64Array(channels);
+    this.min = new Float64Array(channels).fill(Infinity);
+    this.max = new Float64Array(channels).fill(-Infinity);
+    this.nonPositive = new Float64Array(channels);
+    this.bShift = new Float64Array(channels);
+    this.bSum = new Float64Array(channels);
+    this.bSq = new Float64Array(channels);
+  }
+
+  /** adds one block of values laid out as `layout` (its channel count must match) */
+  add(data: ArrayLike<number>, layout: ChannelLayout): void {
+    const { outer, channels: C, inner } = layout;
+    if (C !== this.channels) throw new Error(`channel statistics: got ${C} channels, expected ${this.channels}`);
+    if (data.length !== outer * C * inner) throw new Error(`channel statistics: block of ${data.length} values does not match ${outer}x${C}x${inner}`);
+    const nb = outer * inner;
+    if (nb === 0) return;
+    const shift = this.bShift;
+    const sum = this.bSum;
+    const sq = this.bSq;
+    const mn = this.min;
+    const mx = this.max;
+    const np = this.nonPositive;
+    sum.fill(0);
+    sq.fill(0);
+    for (let c = 0; c < C; c++) shift[c] = data[c * inner];
+    if (inner === 1) {
+      // channels last: [rows, C]
+      for (let o = 0; o < outer; o++) {
+        const base = o * C;
+        for (let c = 0; c < C; c++) {
+          const v = data[base + c];
+          const d = v - shift[c];
+          sum[c] += d;
+          sq[c] += d * d;
+          if (v < mn[c]) mn[c] = v;
+          if (v > mx[c]) mx[c] = v;
+          if (v <= 0) np[c]++;
+        }
+      }
+    } else {
+      for (let o = 0; o < outer; o++) {
+        for (let c = 0; c < C; c++) {
+          const start = (o * C + c) * inner;
+          const k = shift[c];
+          let s = 0;
+          let q = 0;
+          let lo = mn[c];
+          let hi = mx[c];
+          let z = 0;
+          for (let i = start, end = start + inner; i < end; i++) {
+            const v = data[i];
+            const d = v - k;
+            s += d;
+            q += d * d;
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+            z += +(v <= 0);
+          }
+          sum[c] += s;
+          sq[c] += q;
+          mn[c] = lo;
+          mx[c] = hi;
+          np[c] += z;
+        }
+      }
+    }
+    const na = this.count;
+    const n = na + nb;
+    for (let c = 0; c < C; c++) {
+      const meanB = shift[c] + sum[c] / nb;
+      const m2B = Math.max(0, sq[c] - (sum[c] * sum[c]) / nb);
+      if (na === 0) {
+        this.mean[c] = meanB;
+        this.m2[c] = m2B;
+      } else {
+        const delta = meanB - this.mean[c];
+        this.mean[c] += (delta * nb) / n;
+        this.m2[c] += m2B + (delta * delta * na * nb) / n;
+      }
+    }
+    this.count = n;
+  }
+
+  /** merges another aggregate of the same channels (e.g. from another worker) into this one */
+  merge(other: ChannelStats): void {
+    if (other.channels !== this.channels) throw new Error('channel statistics: cannot merge different channel counts');
+    const na = this.count;
+    const nb = other.count;
+    if (nb === 0) return;
+    const n = na + nb;
+    for (let c = 0; c < this.channels; c++) {
+      if (na === 0) {
+        this.mean[c] = other.mean[c];
+        this.m2[c] = other.m2[c];
+      } else {
+        const delta = other.mean[c] - this.mean[c];
+        this.mean[c] += (delta * nb) / n;
+        this.m2[c] += other.m2[c] + (delta * delta * na * nb) / n;
+      }
+      this.min[c] = Math.min(this.min[c], other.min[c]);
+      this.max[c] = Math.max(this.max[c], other.max[c]);
+      this.nonPositive[c] += other.nonPositive[c];
+    }
+    this.count = n;
+  }
+
+  /** population variance per channel */
+  variance(): Float64Array {
+    const out = new Float64Array(this.channels);
+    if (this.count > 0) for (let c = 0; c < this.channels; c++) out[c] = this.m2[c] / this.count;
+    return out;
+  }
+
+  /** fraction of values <= 0 per channel */
+  apoz(): Float64Array {
+    const out = new Float64Array(this.channels);
+    if (this.count > 0) for (let c = 0; c < this.channels; c++) out[c] = this.nonPositive[c] / this.count;
+    return out;
+  }
+
+  /** mean and population variance over every value of every channel */
+  total(): { mean: number; variance: number; count: number } {
+    let agg: ChannelAggregate = { count: 0, mean: 0, m2: 0 };
+    for (let c = 0; c < this.channels; c++) agg = mergeMoments(agg, { count: this.count, mean: this.mean[c], m2: this.m2[c] });
+    return { mean: agg.mean, variance: agg.count > 0 ? agg.m2 / agg.count : 0, count: agg.count };
+  }
+}

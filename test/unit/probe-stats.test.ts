@@ -1,0 +1,179 @@
+/**
+ * Activation probing. Oracles: float64 two-pass statistics over the whole data in the test (streaming
+ * statistics), the units made dead / constant by construction in PyTorch (test/fixtures/onnx-prune/
+ * make_fixtures.py asserts them on 256 random inputs in PyTorch), onnxruntime run plainly with the tensor as a
+ * graph output (the probe's numbers), and PaddleOCR's real classifier.
+ */
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../../src/core/api';
+import { ACTIVATION_OPS, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
+import { openProbeInputs } from '../../src/core/analysis/probe-inputs';
+import { ChannelStats, channelLayout } from '../../src/core/analysis/streaming-stats';
+import { buildGraphView } from '../../src/core/formats/onnx/graph';
+import type { OnnxModel } from '../../src/core/formats/onnx/model';
+import { Rng } from '../../src/core/util/random';
+
+const CNN = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'cnn', 'model.onnx');
+const PADDLE = path.join(__dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
+const IMAGES = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'inputs', 'images');
+const PADDLE_DIMS = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
+
+/** float64 two-pass reference over all values, per channel */
+function naive(values: Float32Array[], dims: number[], axis: number) {
+  const { outer, channels, inner } = channelLayout(dims, axis);
+  const sums = new Float64Array(channels);
+  const counts = new Float64Array(channels);
+  const min = new Float64Array(channels).fill(Infinity);
+  const max = new Float64Array(channels).fill(-Infinity);
+  const nonpos = new Float64Array(channels);
+  const each = (f: (c: number, v: number) => void) => {
+    for (const data of values) for (let o = 0; o < outer; o++) for (let c = 0; c < channels; c++) for (let i = 0; i < inner; i++) f(c, data[(o * channels + c) * inner + i]);
+  };
+  each((c, v) => {
+    sums[c] += v;
+    counts[c]++;
+    min[c] = Math.min(min[c], v);
+    max[c] = Math.max(max[c], v);
+    if (v <= 0) nonpos[c]++;
+  });
+  const mean = Array.from(sums, (s, c) => s / counts[c]);
+  const m2 = new Float64Array(channels);
+  each((c, v) => (m2[c] += (v - mean[c]) ** 2));
+  return { mean, variance: Array.from(m2, (m, c) => m / counts[c]), min: Array.from(min), max: Array.from(max), apoz: Array.from(nonpos, (z, c) => z / counts[c]) };
+}
+
+function close(a: number, b: number, rel: number): boolean {
+  return Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
+}
+
+describe('streaming statistics', () => {
+  it('Chan-merged blocks equal float64 two-pass statistics, NCHW and channels-last, any block split', () => {
+    const rng = new Rng(4);
+    for (const [dims, axis] of [
+      [[6, 5, 3, 4], 1],
+      [[7, 9], 1],
+      [[4, 3, 8], 2],
+    ] as [number[], number][]) {
+      const blocks: Float32Array[] = [];
+      for (let b = 0; b < 5; b++) {
+        // large offsets per channel: the naive sum-of-squares formula would cancel badly here
+        const a = new Float32Array(dims.reduce((p, v) => p * v, 1));
+        const { channels, inner } = channelLayout(dims, axis);
+        for (let i = 0; i < a.length; i++) a[i] = 1e4 * (Math.floor(i / inner) % channels) + rng.normal() - (b === 2 ? 3 : 0);
+        blocks.push(a);
+      }
+      const ref = naive(blocks, dims, axis);
+      const s = new ChannelStats(dims[axis]);
+      for (const a of blocks) s.add(a, channelLayout(dims, axis));
+      // the same data merged from two halves
+      const h1 = new ChannelStats(dims[axis]);
+      const h2 = new ChannelStats(dims[axis]);
+      blocks.slice(0, 2).forEach((a) => h1.add(a, channelLayout(dims, axis)));
+      blocks.slice(2).forEach((a) => h2.add(a, channelLayout(dims, axis)));
+      h1.merge(h2);
+      for (const st of [s, h1]) {
+        const v = st.variance();
+        const z = st.apoz();
+        for (let c = 0; c < dims[axis]; c++) {
+          assert.ok(close(st.mean[c], ref.mean[c], 1e-12), `mean ${st.mean[c]} vs ${ref.mean[c]}`);
+          assert.ok(close(v[c], ref.variance[c], 1e-9), `var ${v[c]} vs ${ref.variance[c]}`);
+          assert.equal(st.min[c], ref.min[c]);
+          assert.equal(st.max[c], ref.max[c]);
+          assert.equal(z[c], ref.apoz[c]);
+        }
+      }
+    }
+  });
+});
+
+describe('probeOnnx on the PyTorch CNN with dead / constant units by construction', () => {
+  it('finds exactly the constructed dead and constant channels; mean/var match the raw onnxruntime outputs', async () => {
+    const model = (await loadModel(CNN)) as OnnxModel;
+    const report = await probeOnnx(model, { kind: 'random', seed: 3 }, { samples: 48, batchSize: 16 });
+    assert.equal(report.samples, 48);
+    // the 9 ReLUs of the PyTorch forward, in order
+    assert.deepEqual(report.layers.map((l) => l.op), Array(9).fill('Relu'));
+    const byName = new Map(report.layers.map((l) => [l.name, l]));
+    const expectDead: Record<string, number[]> = { '/Relu': [3, 7], '/Relu_1': [5], '/Relu_2': [3], '/Relu_3': [1], '/Relu_4': [], '/Relu_6': [], '/Relu_7': [9], '/Relu_8': [0, 5] };
+    const expectConst: Record<string, [number, number][]> = { '/Relu_4': [[2, 0.5]], '/Relu_6': [[4, 0.7]], '/Relu_7': [[6, 0.3]], '/Relu_8': [[11, 0.25]] };
+    for (const [name, dead] of Object.entries(expectDead)) {
+      const l = byName.get(name)!;
+      assert.deepEqual(l.dead, dead, name);
+      for (const c of dead) assert.equal(l.apoz[c], 1);
+      const consts = expectConst[name] ?? [];
+      assert.deepEqual(l.constant, consts.map((x) => x[0]), `${name} constant`);
+      consts.forEach(([, v], k) => assert.ok(Math.abs(l.constant_values[k] - v) < 1e-6, `${name} constant value`));
+    }
+    // depthwise channel 1 sees a zero input: its output is a constant (its bias through BN and ReLU)
+    const dw = byName.get('/Relu_5')!;
+    assert.deepEqual([...dw.dead, ...dw.constant], [1]);
+    assert.equal(byName.get('/Relu')!.channel_axis, 1);
+    assert.deepEqual(byName.get('/Relu_8')!.shape, [16, 32]);
+
+    // the raw tensors from a plain onnxruntime run on the same inputs, summarized in float64 by the test
+    const relu2 = byName.get('/Relu_2')!;
+    const session = await ort.InferenceSession.create(runtimeBytesWithOutputs(model, [relu2.output]));
+    const blocks: Float32Array[] = [];
+    let dims: number[] = [];
+    for (const b of openProbeInputs({ kind: 'random', seed: 3 }, buildGraphView(model).summary.inputs, { samples: 48, batchSize: 16 }).batches()) {
+      const r = await session.run({ x: new ort.Tensor('float32', b.feeds.x.data as Float32Array, b.feeds.x.dims) });
+      blocks.push(r[relu2.output].data as Float32Array);
+      dims = [...r[relu2.output].dims];
+    }
+    await session.release();
+    const ref = naive(blocks, dims, 1);
+    for (let c = 0; c < relu2.channels; c++) {
+      assert.ok(close(relu2.mean[c], ref.mean[c], 1e-9), `mean ${c}`);
+      assert.ok(close(relu2.var[c], ref.variance[c], 1e-7), `var ${c}`);
+      assert.equal(relu2.max[c], ref.max[c]);
+      assert.equal(relu2.apoz[c], ref.apoz[c]);
+    }
+    const all = blocks.flatMap((b) => Array.from(b));
+    const m = all.reduce((s, v) => s + v, 0) / all.length;
+    assert.ok(close(relu2.layer_mean, m, 1e-9));
+    assert.ok(close(relu2.layer_var, all.reduce((s, v) => s + (v - m) ** 2, 0) / all.length, 1e-7));
+  });
+
+  it('an APoZ threshold widens "dead"; extra tensors are probed on request on the axis asked for', async () => {
+    const model = (await loadModel(CNN)) as OnnxModel;
+    const report = await probeOnnx(model, { kind: 'random', seed: 3 }, { samples: 16, apozThreshold: 0.5, values: [{ name: 'x', axis: 1 }] });
+    for (const l of report.layers) assert.deepEqual(l.dead, l.apoz.flatMap((z, c) => (z >= 0.5 ? [c] : [])), l.name);
+    assert.equal(report.values?.length, 1);
+    assert.equal(report.values![0].channels, 3);
+    await assert.rejects(probeOnnx(model, { kind: 'random' }, { values: [{ name: 'nope' }] }), /no tensor named 'nope'/);
+  });
+});
+
+describe('probeOnnx on PaddleOCR text-direction classifier (real model, image folder)', () => {
+  it('every activation layer, from images resized to 48x192, the same statistics for any batch size', async () => {
+    const model = (await loadModel(PADDLE)) as OnnxModel;
+    const acts = buildGraphView(model, PADDLE_DIMS).layers.filter((l) => ACTIVATION_OPS.has(l.op));
+    // 15 Relu, 18 Clip (hard-swish's Relu6 parts), 9 HardSigmoid in the file
+    assert.equal(acts.length, 42);
+    const src = { kind: 'images' as const, path: IMAGES, normalize: 'symmetric' as const };
+    // 2 samples: the two PNGs (sorted before the JPEG, which needs the optional jpeg-js)
+    const r1 = await probeOnnx(model, src, { samples: 2, batchSize: 1, dims: PADDLE_DIMS });
+    const r2 = await probeOnnx(model, src, { samples: 2, batchSize: 2, dims: PADDLE_DIMS });
+    assert.equal(r1.layers.length, 42);
+    assert.deepEqual(r1.input_shapes.x, [1, 3, 48, 192]);
+    assert.match(r1.source, /48x192/);
+    for (let k = 0; k < r1.layers.length; k++) {
+      const a = r1.layers[k];
+      const b = r2.layers[k];
+      assert.equal(a.channels, a.mean.length);
+      assert.ok(a.apoz.every((z) => z >= 0 && z <= 1) && a.mean.every(Number.isFinite) && a.var.every((v) => v >= 0), a.name);
+      for (let c = 0; c < a.channels; c++) {
+        assert.ok(close(a.mean[c], b.mean[c], 1e-6) && close(a.var[c], b.var[c], 1e-5), `${a.name} ${c}`);
+        assert.equal(a.apoz[c], b.apoz[c]);
+      }
+    }
+    // HardSigmoid outputs are in [0, 1], Relu6 in [0, 6]
+    for (const l of r1.layers) {
+      const hi = l.op === 'HardSigmoid' ? 1 : l.op === 'Relu6' ? 6 : Infinity;
+      assert.ok(l.max.every((v) => v <= hi) && l.min.every((v) => v >= 0), l.name);
+    }
+  });
+});
