@@ -107,6 +107,9 @@ function main(): void {
   const tfjs = tfjsBench();
   writeFileSync(path.join(CACHE, 'results.json'), JSON.stringify({ ...result, tfjs }, null, 2));
   console.log(`results: ${path.relative(ROOT, path.join(CACHE, 'results.json'))}`);
+  // probing overhead vs plain inference, probe throughput, pruning the 100000-unit MLP (own process, own results file)
+  const probe = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench/probe.ts'], { cwd: ROOT, stdio: 'inherit' });
+  if (probe.status !== 0) throw new Error('scripts/bench/probe.ts failed');
 }
 
 main();

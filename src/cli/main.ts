@@ -5,10 +5,12 @@
  */
 import * as path from 'node:path';
 import { mergeFindings } from '../core/doctor';
+import { inputSourceFromPath, probe, prune, swapActivations } from '../core/api';
+import type { SwapSource, SwapTarget } from '../core/formats/onnx/swap-activation';
 import { applyFix, audit, DOCTOR_REWRITES, errorMessage, foldBatchNorm, freezeBatchNorm, inspect, inspectAsync, loadModel, ModelError, planMemory, saveModel, verify, type AuditReport, type DoctorRewrite, type FixOptions, type Model } from '../core/api';
 import type { TfjsBackend } from '../core/engines/tfjs';
 import { DEFAULT_ATOL, withinTolerance } from '../core/engines/onnxruntime';
-import type { InspectReport, MemoryPlanReport, OptimizerKind, VerifyReport } from '../core/types';
+import type { InspectReport, MemoryPlanReport, OptimizerKind, PruneCriterion, VerifyReport } from '../core/types';
 
 const VERSION = '0.1.0';
 
@@ -103,6 +105,15 @@ interface Args {
   rate?: number;
   layers: string[];
   groups?: number;
+  inputs?: string;
+  batchSize?: number;
+  apozThreshold?: number;
+  dead?: boolean;
+  ratio?: number;
+  criterion?: PruneCriterion;
+  scope?: 'layer' | 'global';
+  to?: SwapTarget;
+  from?: SwapSource[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -162,6 +173,51 @@ function parseArgs(argv: string[]): Args {
         const m = /^(\d+)(?:[x,](\d+))?$/i.exec(v);
         if (!m || Number(m[1]) < 1) throw new UsageError(`--input expects HxW (e.g. 512x512), got '${v}'`);
         a.input = [Number(m[1]), Number(m[2] ?? m[1])];
+        break;
+      }
+      case '--inputs':
+        a.inputs = value(i++, t);
+        break;
+      case '--batch-size':
+        a.batchSize = num(value(i++, t), t, true);
+        break;
+      case '--apoz-threshold': {
+        const v = num(value(i++, t), t, false);
+        if (v <= 0 || v > 1) throw new UsageError(`--apoz-threshold expects a fraction in (0, 1], got '${v}'`);
+        a.apozThreshold = v;
+        break;
+      }
+      case '--dead':
+        a.dead = true;
+        break;
+      case '--ratio': {
+        const v = num(value(i++, t), t, false);
+        if (v <= 0 || v >= 1) throw new UsageError(`--ratio expects a fraction in (0, 1), got '${v}'`);
+        a.ratio = v;
+        break;
+      }
+      case '--criterion': {
+        const v = value(i++, t);
+        if (v !== 'l1' && v !== 'l2' && v !== 'bn-gamma' && v !== 'apoz' && v !== 'dead') throw new UsageError(`--criterion expects l1, l2, bn-gamma or apoz, got '${v}'`);
+        a.criterion = v;
+        break;
+      }
+      case '--scope': {
+        const v = value(i++, t);
+        if (v !== 'layer' && v !== 'global') throw new UsageError(`--scope expects layer or global, got '${v}'`);
+        a.scope = v;
+        break;
+      }
+      case '--to': {
+        const v = value(i++, t);
+        if (v !== 'selu' && v !== 'elu' && v !== 'gelu' && v !== 'leaky-relu') throw new UsageError(`--to expects selu, elu, gelu or leaky-relu, got '${v}'`);
+        a.to = v;
+        break;
+      }
+      case '--from': {
+        const v = value(i++, t).split(',');
+        if (v.some((x) => x !== 'relu' && x !== 'relu6' && x !== 'leaky-relu')) throw new UsageError(`--from expects relu, relu6 and/or leaky-relu, got '${v.join(',')}'`);
+        a.from = v as SwapSource[];
         break;
       }
       case '--gpu-mem':
@@ -364,6 +420,100 @@ async function main(argv: string[]): Promise<number> {
       });
       if (args.json) out(JSON.stringify(report));
       else printPlan(report);
+      return 0;
+    }
+    case 'probe': {
+      if (args.positional.length !== 1) throw new UsageError('probe takes exactly one model file');
+      const model = await loadModel(args.positional[0]);
+      const report = await probe(model, args.inputs ? inputSourceFromPath(args.inputs) : { kind: 'random', seed: args.seed }, {
+        samples: args.samples,
+        batchSize: args.batchSize,
+        dims: args.dims,
+        apozThreshold: args.apozThreshold,
+      });
+      if (args.json) out(JSON.stringify(report));
+      else {
+        out(`${report.samples} sample(s) from ${report.source} (${report.engine}, ${report.seconds.toFixed(2)} s)`);
+        out('layer                                    op         channels  dead  constant  mean APoZ');
+        for (const l of report.layers) {
+          const apoz = l.apoz.length ? l.apoz.reduce((x, y) => x + y, 0) / l.apoz.length : 0;
+          out(`${l.name.slice(0, 40).padEnd(41)}${l.op.padEnd(11)}${String(l.channels).padStart(8)}  ${String(l.dead.length).padStart(4)}  ${String(l.constant.length).padStart(8)}  ${(apoz * 100).toFixed(1).padStart(8)}%`);
+        }
+        for (const n of report.notes) out(`note: ${n}`);
+      }
+      return 0;
+    }
+    case 'prune': {
+      if (args.positional.length !== 1) throw new UsageError('prune takes exactly one model file');
+      if (!args.output) throw new UsageError('prune needs an output file: -o <out>');
+      const criterion: PruneCriterion | undefined = args.dead ? 'dead' : args.criterion;
+      if (!criterion) throw new UsageError('prune needs --dead or --ratio R --criterion l1|l2|bn-gamma|apoz');
+      if (criterion !== 'dead' && args.ratio === undefined) throw new UsageError(`--criterion ${criterion} needs --ratio R`);
+      const model = await loadModel(args.positional[0]);
+      const result = await prune(model, {
+        criterion,
+        ratio: args.ratio,
+        scope: args.scope,
+        inputs: args.inputs ? inputSourceFromPath(args.inputs) : undefined,
+        samples: args.samples,
+        batchSize: args.batchSize,
+        dims: args.dims,
+      });
+      const exact = criterion === 'dead';
+      const tolerance = args.tolerance ?? 1e-4;
+      const ok = !exact || withinTolerance(result.verify, tolerance);
+      const written = ok || args.force;
+      if (written) await saveModel(result.model, args.output);
+      if (args.json) {
+        out(
+          JSON.stringify({
+            criterion,
+            removed: result.removed,
+            params_before: result.params_before,
+            params_after: result.params_after,
+            macs_before: result.macs_before,
+            macs_after: result.macs_after,
+            bytes_before: result.bytes_before,
+            bytes_after: result.bytes_after,
+            verify: result.verify,
+            exact,
+            skipped: result.plan.skipped,
+            notes: result.plan.notes,
+            output: written ? path.resolve(args.output) : null,
+          }),
+        );
+      } else {
+        const total = Object.values(result.removed).reduce((x, y) => x + y, 0);
+        out(`removed ${total} unit(s)/channel(s) from ${Object.keys(result.removed).length} layer(s) (${criterion})`);
+        for (const [layer, n] of Object.entries(result.removed)) out(`  ${layer}: -${n}`);
+        out(`params ${result.params_before} -> ${result.params_after}, MACs ${result.macs_before ?? '?'} -> ${result.macs_after ?? '?'}, bytes ${result.bytes_before} -> ${result.bytes_after}`);
+        out(`verify: ${verifyLine(result.verify)}${exact ? '' : ' (pruning by this criterion changes the function: fine-tune after)'}`);
+        if (written) out(`wrote ${args.output}`);
+      }
+      if (!ok) {
+        process.stderr.write(`model-surgeon: error: outputs differ by more than ${DEFAULT_ATOL} + ${tolerance} x |output| after removing dead units (max abs error ${result.verify.max_abs_error.toExponential(2)}); ${written ? 'written anyway (--force)' : 'nothing written'}\n`);
+        return 3;
+      }
+      return 0;
+    }
+    case 'swap-activation': {
+      if (args.positional.length !== 1) throw new UsageError('swap-activation takes exactly one model file');
+      if (!args.to) throw new UsageError('swap-activation needs --to selu|elu|gelu|leaky-relu');
+      if (!args.output) throw new UsageError('swap-activation needs an output file: -o <out>');
+      const model = await loadModel(args.positional[0]);
+      const source = args.inputs ? inputSourceFromPath(args.inputs) : { kind: 'random' as const, seed: args.seed };
+      const result = await swapActivations(model, { to: args.to, from: args.from }, source, { samples: args.samples, dims: args.dims });
+      await saveModel(result.model, args.output);
+      const m = result.measurement;
+      if (args.json) out(JSON.stringify({ swapped: result.swapped, removed_bn: result.removed_bn, replaced_dropout: result.replaced_dropout, skipped: result.skipped, notes: result.notes, deviation: m.deviation, profile: m.profile, output: path.resolve(args.output) }));
+      else {
+        out(`swapped ${result.swapped} activation(s) to ${args.to}; BatchNorm folded: ${result.removed_bn}; Dropout (identity at inference either way): ${result.replaced_dropout}`);
+        out(`deviation from the trained model: ${verifyLine(m.deviation)}`);
+        out('depth  layer                                   mean before -> after     var before -> after');
+        m.profile.forEach((r, k) => out(`${String(k).padStart(5)}  ${String(r.layer).slice(0, 38).padEnd(39)} ${r.mean_before.toFixed(3).padStart(8)} -> ${(r.mean_after === null ? '?' : r.mean_after.toFixed(3)).padEnd(9)} ${r.var_before.toFixed(3).padStart(9)} -> ${r.var_after === null ? '?' : r.var_after.toFixed(3)}`));
+        for (const n of result.notes) out(`note: ${n}`);
+        out(`wrote ${args.output}`);
+      }
       return 0;
     }
     case 'fix': {

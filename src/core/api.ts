@@ -21,6 +21,11 @@ import { isObject, type JsonObject } from './formats/keras/json';
 import { fsShardReader, layersModelConfig, readTfjsLayers, type ShardReader } from './formats/keras/tfjs-layers';
 import { isGraphModelJson, readTfjsGraph } from './formats/tfjs-graph/graph-model';
 import { tfjsGraphHandler } from './formats/tfjs-graph/handler';
+import { compareOnInputs, probeOnnx, type ProbeOptions } from './analysis/probe';
+import type { InputSource, OpenInputsOptions } from './analysis/probe-inputs';
+import { applyPrune, type PruneOptions, type PruneResult } from './formats/onnx/prune';
+import { measureSwap, swapActivation, type SwapMeasurement, type SwapOptions, type SwapResult } from './formats/onnx/swap-activation';
+import type { ProbeReport } from './types';
 import type { FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
 import { describeFsError } from './util/fs';
 import { zipEntries, type ZipEntry } from './util/zip';
@@ -30,6 +35,8 @@ export type { InspectOptions } from './analysis/inspect';
 export type { MemoryPlanOptions } from './analysis/memory-planner';
 export { DOCTOR_REWRITES, KERAS_REWRITES, ONNX_REWRITES, type AuditOptions, type AuditReport, type DoctorRewrite, type FixOptions } from './doctor';
 export type { FoldOptions, FormatHandler } from './formats/handler';
+export type { InputSource, ProbeOptions, PruneOptions, SwapOptions };
+export { inputSourceFromPath } from './analysis/probe-inputs';
 
 /** A loaded model. Immutable: rewrites return a new Model, so the previous one is the undo state. */
 export interface Model {
@@ -319,4 +326,45 @@ export async function saveModel(model: Model, file: string): Promise<void> {
     if ((err as NodeJS.ErrnoException)?.code) throw new ModelError(describeFsError(err, file));
     throw new ModelError(`cannot save ${file}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
+}
+
+// ---------------------------------------------------------------- probing, pruning, activation swap (ONNX)
+
+function onnxFor(model: Model, what: string): OnnxModel {
+  if (model instanceof OnnxModel) return model;
+  throw new ModelError(`${what} supports ONNX models in this version (this is a ${model.format} model)`);
+}
+
+/** Runs the model on probe inputs and reports per-channel APoZ / mean / variance / max and dead units. */
+export function probe(model: Model, source: InputSource = { kind: 'random' }, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  return probeOnnx(onnxFor(model, 'probing'), source, opts);
+}
+
+export interface PruneOutcome extends Omit<PruneResult, 'model'> {
+  model: Model;
+  /** both models on the same probe inputs the pruning used */
+  verify: VerifyReport;
+}
+
+/** Removes channels/units physically (dependency groups pruned together) and verifies on the probe inputs. */
+export async function prune(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  const m = onnxFor(model, 'pruning');
+  const result = await applyPrune(m, opts);
+  const source: InputSource = opts.inputs ?? { kind: 'random' };
+  const v = await compareOnInputs(m, result.model, source, { samples: opts.samples, batchSize: opts.batchSize, dims: opts.dims, signal: opts.signal });
+  return { ...result, verify: v };
+}
+
+export interface SwapOutcome extends Omit<SwapResult, 'model'> {
+  model: Model;
+  /** the deviation (a swap changes the function) and the activation mean/variance by depth before/after */
+  measurement: SwapMeasurement;
+}
+
+/** ReLU/ReLU6/LeakyReLU -> SELU/ELU/GELU/LeakyReLU (SELU recipe: BatchNorm folded first); measured, not gated. */
+export async function swapActivations(model: Model, opts: SwapOptions, source: InputSource = { kind: 'random' }, probeOpts: OpenInputsOptions & { signal?: AbortSignal } = {}): Promise<SwapOutcome> {
+  const m = onnxFor(model, 'the activation swap');
+  const result = swapActivation(m, opts);
+  const measurement = await measureSwap(m, result.model, source, probeOpts);
+  return { ...result, measurement };
 }
