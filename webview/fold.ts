@@ -138,7 +138,7 @@ function deltaRow(label: string, value: string): HTMLTableRowElement {
   return h('tr', null, h('th', { attrs: { scope: 'row' } }, label), h('td', null, value));
 }
 
-function renderVerify(r: VerifyReport): HTMLElement {
+export function renderVerify(r: VerifyReport): HTMLElement {
   const shapes = Object.entries(r.input_shapes)
     .map(([name, shape]) => `${name} ${shape.join('×')}`)
     .join(', ');

@@ -1,4 +1,4 @@
-import type { Finding, InspectReport, ModelFormat } from '../src/core/types';
+import type { InspectReport, ModelFormat } from '../src/core/types';
 import { formatBytes, formatCompact, formatInt, formatShape } from '../src/protocol/format';
 import type { DocumentView, FileState } from '../src/protocol/messages';
 import { h } from './dom';
@@ -108,43 +108,6 @@ export function renderSummary(doc: DocumentView): HTMLElement {
     dl.append(h('div', null, h('dt', null, it.label), h('dd', { title: it.title ?? it.value, ...(it.testid ? { testid: it.testid } : {}) }, it.value)));
   }
   return h('section', { class: 'summary', testid: 'summary', attrs: { 'aria-label': 'Model summary' } }, dl);
-}
-
-const SEVERITY_LABEL: Record<Finding['severity'], string> = { error: 'Error', warning: 'Warning', info: 'Info' };
-const SEVERITY_RANK: Record<Finding['severity'], number> = { error: 0, warning: 1, info: 2 };
-
-/** Findings; layer names are buttons that select the layer. */
-export function renderFindings(findings: Finding[], onLayer: (name: string) => void): HTMLElement {
-  const sorted = [...findings].sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]);
-  const list = h('ul', { class: 'findings-list' });
-  for (const f of sorted) {
-    const li = h(
-      'li',
-      { class: `finding ${f.severity}` },
-      h('span', { class: `badge ${f.severity}` }, SEVERITY_LABEL[f.severity]),
-      ' ',
-      h('code', null, f.code),
-      ' ',
-      f.message,
-    );
-    if (f.layers.length) {
-      const layers = h('span', { class: 'finding-layers' });
-      for (const name of f.layers.slice(0, 12)) {
-        const b = h('button', { class: 'link', attrs: { type: 'button', 'aria-label': `Show layer ${name}` } }, name);
-        b.addEventListener('click', () => onLayer(name));
-        layers.append(b, ' ');
-      }
-      if (f.layers.length > 12) layers.append(h('span', { class: 'muted' }, `+${f.layers.length - 12} more`));
-      li.append(' ', layers);
-    }
-    list.append(li);
-  }
-  return h(
-    'details',
-    { class: 'findings', testid: 'findings', attrs: { open: true } },
-    h('summary', null, h('h2', { class: 'inline' }, `Findings (${findings.length})`)),
-    findings.length ? list : h('p', { class: 'muted' }, 'No findings.'),
-  );
 }
 
 /** The file cannot be opened: one clear line, no stack trace. */

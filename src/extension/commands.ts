@@ -2,10 +2,11 @@ import * as vscode from 'vscode';
 import { ModelError } from '../core/api';
 import { formatShape } from '../protocol/format';
 import { layerStatsLine } from '../protocol/layers';
-import type { EditorSession, FoldCommandResult, FreezeCommandResult } from './editorSession';
+import { fixTitle } from '../protocol/fixes';
+import type { EditorSession, FixCommandResult, FoldCommandResult, FreezeCommandResult } from './editorSession';
 import { reportError } from './errors';
 import type { ModelExplorer } from './explorer';
-import type { ModelEditorProvider } from './modelEditorProvider';
+import { REVEAL_FINDING_COMMAND, type ModelEditorProvider } from './modelEditorProvider';
 import { findModelFiles, isModelUri, MODEL_EXTENSIONS, viewTypeFor } from './modelFiles';
 
 function isRecord(x: unknown): x is Record<string, unknown> {
@@ -116,6 +117,85 @@ export function registerCommands(
     if (!preview) return session.freezeAndApply();
     session.post({ type: 'freezePreview', preview: await session.startFreezePreview() });
     return undefined;
+  });
+
+  /**
+   * modelSurgeon.applyFix(target?, fixId?, { preview?, rate?, groups? }): a finding's fix (Finding.fix) — the
+   * doctor's rewrites (remove-dropout, fold-batchnorm-forward, batchnorm-to-affine, batchnorm-eval-mode,
+   * replace-batchnorm-groupnorm, set-dropout-rate) and fold-batchnorm / freeze-batchnorm. Without a fix id it
+   * offers the fixes of the model's findings. By default it opens the preview in the editor; with
+   * `preview: false` (scripts, tests) it rewrites, verifies and applies one undoable edit and returns
+   * { fix, applied, label, max_abs_error, max_rel_error, preserves_outputs, unverifiable, notes }. Fixes that
+   * keep the outputs are applied only within tolerance; on any failure: one error message, undefined.
+   */
+  register('modelSurgeon.applyFix', 'Apply Fix', async (arg, fixArg, options): Promise<FixCommandResult | undefined> => {
+    const session = await targetSession(arg, 'Apply Fix');
+    if (!session) return undefined;
+    const fixId = typeof fixArg === 'string' && fixArg ? fixArg : await pickFix(session);
+    if (!fixId) return undefined;
+    const preview = !(isRecord(options) && options.preview === false);
+    if (fixId === 'fold-batchnorm') {
+      if (preview) {
+        session.post({ type: 'foldPreview', preview: await session.startFoldPreview() });
+        return undefined;
+      }
+      const r = await session.foldAndApply();
+      return {
+        fix: fixId,
+        applied: r.folded,
+        label: r.folded ? `Fold BatchNorm (${r.folded})` : null,
+        max_abs_error: r.folded ? r.max_abs_error : null,
+        max_rel_error: r.folded ? r.max_rel_error : null,
+        preserves_outputs: true,
+        unverifiable: null,
+        ...(r.engine ? { engine: r.engine } : {}),
+        notes: r.notes,
+      };
+    }
+    if (fixId === 'freeze-batchnorm') {
+      if (preview) {
+        session.post({ type: 'freezePreview', preview: await session.startFreezePreview() });
+        return undefined;
+      }
+      const r = await session.freezeAndApply();
+      return {
+        fix: fixId,
+        applied: r.frozen,
+        label: r.frozen ? `Freeze BatchNorm (${r.frozen})` : null,
+        max_abs_error: null,
+        max_rel_error: null,
+        preserves_outputs: true,
+        unverifiable: null,
+        notes: [],
+      };
+    }
+    if (!preview) return session.fixAndApply(fixId, options);
+    session.post({ type: 'fixPreview', preview: await session.startFixPreview(fixId, options) });
+    return undefined;
+  });
+
+  /** The fixes the model's findings point at, to pick one (command palette use of Apply Fix). */
+  const pickFix = async (session: EditorSession): Promise<string | undefined> => {
+    const view = await session.document.view();
+    if (!view) throw new ModelError(session.document.loadError ?? `${session.document.fileName} is not open.`);
+    const items = view.report.findings
+      .filter((f) => f.fix && view.fixes.includes(f.fix))
+      .map((f) => ({ label: fixTitle(f.fix ?? ''), description: f.code, detail: f.message, fix: f.fix ?? '' }));
+    if (items.length === 0) {
+      void vscode.window.showInformationMessage(`No finding in ${session.document.fileName} has a fix this editor can apply.`);
+      return undefined;
+    }
+    const picked = await vscode.window.showQuickPick(items, { title: `Apply Fix — ${session.document.fileName}`, placeHolder: 'Pick a finding to fix (opens the verified preview)', matchOnDetail: true });
+    return picked?.fix;
+  };
+
+  /** The target of a Problems-panel code link: command:modelSurgeon.revealFinding?[key] */
+  register(REVEAL_FINDING_COMMAND, 'Show Finding', async (key) => {
+    if (typeof key !== 'number') {
+      log.warn(`${REVEAL_FINDING_COMMAND} needs the key of a Problems-panel link`);
+      return;
+    }
+    await editors.revealFinding(key);
   });
 
   register('modelSurgeon.showLayerStatistics', 'Show Layer Statistics', async (arg) => {

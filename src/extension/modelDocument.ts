@@ -4,6 +4,7 @@ import type { Model } from '../core/api';
 import type { FoldPlan, InspectReport } from '../core/types';
 import { concreteInputShape, dimsKey, sanitizeDims, symbolicDimNames } from '../protocol/dims';
 import type { DocumentChange, DocumentChangeReason, DocumentView, FreezeState } from '../protocol/messages';
+import { availableFixes } from './doctor';
 import { verificationEngine } from './engines';
 import { CancelledError, logError, userMessage } from './errors';
 import type { InputDimsStore } from './inputDims';
@@ -224,6 +225,7 @@ export class ModelDocument implements vscode.CustomDocument {
       inputShapes: report.model.inputs.map((input) => ({ name: input.name, shape: concreteInputShape(input, dims) })),
       engine: verificationEngine(report.format),
       freeze,
+      fixes: availableFixes(model),
     };
   }
 

@@ -8,7 +8,19 @@
  * Wire format: `Envelope<Body>` = `{ messageId?, inReplyTo?, body }`. A request carries a `messageId`; its reply
  * carries `inReplyTo` = that id. Events carry neither requirement (they may carry a messageId for tracing).
  */
-import type { FoldPlan, InspectReport, SizeDelta, VerifyReport } from '../core/types';
+import type {
+  BatchNormAuditReport,
+  DropoutAuditReport,
+  Finding,
+  FixId,
+  FoldPlan,
+  InspectReport,
+  MemoryPlanReport,
+  OptimizerKind,
+  RewritePlan,
+  SizeDelta,
+  VerifyReport,
+} from '../core/types';
 
 export interface Envelope<T> {
   messageId?: number;
@@ -41,6 +53,11 @@ export interface DocumentView {
   engine: string | null;
   /** Freeze BatchNorm: null when the format has no such setting (only the Keras-family formats have it) */
   freeze: FreezeState | null;
+  /**
+   * the fix ids (Finding.fix) this editor can preview and apply on this model: fold-batchnorm, freeze-batchnorm
+   * (Keras family) and the doctor's rewrites for the format; a finding whose fix is not listed shows why
+   */
+  fixes: string[];
 }
 
 /** Freeze BatchNorm availability for a Keras-family model. */
@@ -103,6 +120,81 @@ export interface FreezePreview {
   alreadyFrozen: number;
 }
 
+/** Settings of a doctor fix (Keras-family rewrites); the host ignores what a fix does not take. */
+export interface FixSettings {
+  /** set-dropout-rate: the new rate in [0, 1) */
+  rate?: number;
+  /** replace-batchnorm-groupnorm: GroupNormalization groups (default 32) */
+  groups?: number;
+}
+
+/** Verification of a doctor fix: the shared states plus, once done, whether it is within the tolerance. */
+export interface FixVerification {
+  verification: VerificationState;
+  /**
+   * fixes that keep the outputs: whether every output is within 1e-6 + rtol x |output| (Apply needs it);
+   * null while not verified, and for fixes that change the outputs on purpose (their error is the deviation)
+   */
+  withinTolerance: boolean | null;
+}
+
+/** A doctor fix preview (remove-dropout, batchnorm-eval-mode, ...): plan, size, notes, verification. */
+export interface FixPreview extends FixVerification {
+  previewId: number;
+  fixId: FixId;
+  /** human name, e.g. "Remove Dropout" */
+  title: string;
+  /** fold-batchnorm-forward plans are FoldPlans (BatchNorm -> into); the others RewritePlans (layer: action) */
+  plan: FoldPlan | RewritePlan;
+  /** layers the rewrite changes */
+  applied: number;
+  size: SizeDelta;
+  /** false for fixes that change the model's function on purpose (batchnorm-eval-mode, replace-batchnorm-groupnorm) */
+  preservesOutputs: boolean;
+  /** why the result cannot be run (no measured deviation); null when it can */
+  unverifiable: string | null;
+  notes: string[];
+  /** the settings it was planned with */
+  settings: FixSettings;
+  /** relative tolerance Apply requires of fixes that keep the outputs */
+  rtol: number;
+}
+
+/** The BatchNorm and Dropout audits at one batch size (core AuditReport). */
+export interface AuditView {
+  batchnorm: BatchNormAuditReport;
+  dropout: DropoutAuditReport;
+  findings: Finding[];
+}
+
+/** Per-channel parameters of ONE BatchNorm layer (small vectors; never a whole weight tensor of another layer). */
+export interface BatchNormChannels {
+  layer: string;
+  channels: number;
+  epsilon: number;
+  /** 1 per channel when the layer has no scale (Keras scale: false) */
+  gamma: number[];
+  beta: number[] | null;
+  mean: number[] | null;
+  variance: number[];
+  /** |gamma| / sqrt(variance + epsilon): how much folding scales the producer's weights per channel */
+  foldScale: number[];
+}
+
+/** What the memory planner panel asks for (unset: the model's own size / batch). */
+export interface PlannerSettings {
+  height?: number;
+  width?: number;
+  batch?: number;
+  /** bytes of GPU memory (the budget) */
+  budgetBytes?: number;
+  optimizer: OptimizerKind;
+  /** 4: float32, 2: float16 */
+  dtypeBytes: 2 | 4;
+  /** square crop sizes to compare with the full image */
+  crops: number[];
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Host -> webview
 
@@ -118,6 +210,8 @@ export interface InitMessage {
   foldPreview: FoldPreview | null;
   /** likewise the Freeze BatchNorm preview */
   freezePreview: FreezePreview | null;
+  /** likewise the doctor fix preview */
+  fixPreview: FixPreview | null;
 }
 
 /** The document's view changed (edit, undo, redo, revert, save, new input dims, another editor's rewrite). */
@@ -134,10 +228,14 @@ export interface LoadErrorMessage {
   message: string;
 }
 
-/** Scroll to and select a layer row. */
+/**
+ * Scroll to and select a layer row; from a Problems-panel link also highlight the finding with that code
+ * (`layer` is '' for a finding that names no layer).
+ */
 export interface RevealLayerMessage {
   type: 'revealLayer';
   layer: string;
+  finding?: string;
 }
 
 /** Show a fold preview (reply to `requestFoldPreview`, or an event when the command started it). */
@@ -188,6 +286,50 @@ export interface FreezeAppliedMessage {
   label: string;
 }
 
+/** Show a doctor fix preview (reply to `requestFixPreview`, or an event when `modelSurgeon.applyFix` started it). */
+export interface FixPreviewMessage {
+  type: 'fixPreview';
+  preview: FixPreview;
+}
+
+/** The verification of a fix preview progressed. */
+export interface FixVerificationMessage extends FixVerification {
+  type: 'fixVerification';
+  previewId: number;
+}
+
+/** The host dropped a fix preview. */
+export interface FixClosedMessage {
+  type: 'fixClosed';
+  previewId: number;
+  reason: 'applied' | 'cancelled' | 'stale' | 'dims';
+}
+
+/** Reply to `applyFix` when the edit was made. */
+export interface FixAppliedMessage {
+  type: 'fixApplied';
+  previewId: number;
+  label: string;
+}
+
+/** Reply to `requestAudit`. */
+export interface AuditMessage {
+  type: 'audit';
+  report: AuditView;
+}
+
+/** Reply to `requestBatchNormChannels`. */
+export interface BatchNormChannelsMessage {
+  type: 'batchNormChannels';
+  channels: BatchNormChannels;
+}
+
+/** Reply to `requestMemoryPlan`. */
+export interface MemoryPlanMessage {
+  type: 'memoryPlan';
+  report: MemoryPlanReport;
+}
+
 /** Reply to `setInputDims`: the values were stored; a `documentChanged` with the new analysis follows. */
 export interface InputDimsSetMessage {
   type: 'inputDimsSet';
@@ -212,6 +354,13 @@ export type HostToWebview =
   | FreezeClosedMessage
   | FreezeAppliedMessage
   | InputDimsSetMessage
+  | FixPreviewMessage
+  | FixVerificationMessage
+  | FixClosedMessage
+  | FixAppliedMessage
+  | AuditMessage
+  | BatchNormChannelsMessage
+  | MemoryPlanMessage
   | ErrorReplyMessage;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -268,6 +417,43 @@ export interface SetInputDimsRequest {
   dims: Record<string, number>;
 }
 
+/** Request: plan a doctor fix (a finding's `fix`) and start verifying it. Reply: `fixPreview` or `error`. */
+export interface RequestFixPreview {
+  type: 'requestFixPreview';
+  fixId: string;
+  settings: FixSettings;
+}
+
+/** Request: apply a fix preview as an undoable edit. Reply: `fixApplied` or `error`. */
+export interface ApplyFixRequest {
+  type: 'applyFix';
+  previewId: number;
+}
+
+/** Event: the user closed the fix preview (cancels a running verification). */
+export interface CancelFixEvent {
+  type: 'cancelFix';
+  previewId: number;
+}
+
+/** Request: the BatchNorm / Dropout audits at a batch size (null: the model's own). Reply: `audit` or `error`. */
+export interface RequestAudit {
+  type: 'requestAudit';
+  batchSize: number | null;
+}
+
+/** Request: per-channel gamma / variance / fold scale of one BatchNorm layer. Reply: `batchNormChannels` or `error`. */
+export interface RequestBatchNormChannels {
+  type: 'requestBatchNormChannels';
+  layer: string;
+}
+
+/** Request: the memory and batch-size plan. Reply: `memoryPlan` or `error`. */
+export interface RequestMemoryPlan {
+  type: 'requestMemoryPlan';
+  settings: PlannerSettings;
+}
+
 export type WebviewToHost =
   | ReadyRequest
   | RequestFoldPreview
@@ -277,7 +463,13 @@ export type WebviewToHost =
   | ApplyFreezeRequest
   | CancelFreezeEvent
   | LayerSelectedEvent
-  | SetInputDimsRequest;
+  | SetInputDimsRequest
+  | RequestFixPreview
+  | ApplyFixRequest
+  | CancelFixEvent
+  | RequestAudit
+  | RequestBatchNormChannels
+  | RequestMemoryPlan;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Request/reply typing
@@ -290,6 +482,11 @@ export interface WebviewRequestReplies {
   requestFreezePreview: FreezePreviewMessage | ErrorReplyMessage;
   applyFreeze: FreezeAppliedMessage | ErrorReplyMessage;
   setInputDims: InputDimsSetMessage | ErrorReplyMessage;
+  requestFixPreview: FixPreviewMessage | ErrorReplyMessage;
+  applyFix: FixAppliedMessage | ErrorReplyMessage;
+  requestAudit: AuditMessage | ErrorReplyMessage;
+  requestBatchNormChannels: BatchNormChannelsMessage | ErrorReplyMessage;
+  requestMemoryPlan: MemoryPlanMessage | ErrorReplyMessage;
 }
 
 export type WebviewRequest = Extract<WebviewToHost, { type: keyof WebviewRequestReplies }>;
@@ -298,11 +495,13 @@ export type ReplyTo<R extends WebviewRequest> = WebviewRequestReplies[R['type']]
 
 const HOST_TO_WEBVIEW_TYPES: ReadonlySet<string> = new Set<HostToWebview['type']>([
   'init', 'documentChanged', 'loadError', 'revealLayer', 'foldPreview', 'foldVerification', 'foldClosed',
-  'foldApplied', 'freezePreview', 'freezeClosed', 'freezeApplied', 'inputDimsSet', 'error',
+  'foldApplied', 'freezePreview', 'freezeClosed', 'freezeApplied', 'inputDimsSet', 'fixPreview', 'fixVerification',
+  'fixClosed', 'fixApplied', 'audit', 'batchNormChannels', 'memoryPlan', 'error',
 ]);
 const WEBVIEW_TO_HOST_TYPES: ReadonlySet<string> = new Set<WebviewToHost['type']>([
   'ready', 'requestFoldPreview', 'applyFold', 'cancelFold', 'requestFreezePreview', 'applyFreeze', 'cancelFreeze',
-  'layerSelected', 'setInputDims',
+  'layerSelected', 'setInputDims', 'requestFixPreview', 'applyFix', 'cancelFix', 'requestAudit', 'requestBatchNormChannels',
+  'requestMemoryPlan',
 ]);
 
 function isRecord(x: unknown): x is Record<string, unknown> {
