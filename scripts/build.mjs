@@ -1,4 +1,4 @@
-// Bundles the extension host, the CLI, the webview app and the extension-host test suite with esbuild.
+// Bundles the extension host, the CLI, the webview apps (editor, activations panel) and the extension-host test suite with esbuild.
 // Usage: node scripts/build.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import { existsSync, mkdirSync, cpSync } from 'node:fs';
@@ -41,6 +41,15 @@ const builds = [
   {
     ...common,
     entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'dist',
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    loader: { '.css': 'text' },
+  },
+  {
+    ...common,
+    entryPoints: { heatmap: 'webview-heatmap/main.ts' },
     outdir: 'dist',
     platform: 'browser',
     format: 'esm',

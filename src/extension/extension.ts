@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { ModelExplorer } from './explorer';
+import { registerHeatmap } from './heatmapPanel';
 import { InputDimsStore } from './inputDims';
 import { ModelEditorProvider } from './modelEditorProvider';
 
@@ -13,6 +14,8 @@ export interface ModelSurgeonApi {
   readonly explorer: vscode.TreeDataProvider<unknown>;
   /** this extension's log folder (context.logUri): the "Model Surgeon" output channel's log file is in it */
   readonly logFolder: vscode.Uri;
+  /** the layer selected in the Model Surgeon editor of `uri` (null: none selected, or no editor open) */
+  selectedLayer(uri: vscode.Uri): string | null;
 }
 
 /** Activation does no model work: everything is lazy (documents load when opened, tree nodes when expanded). */
@@ -32,7 +35,8 @@ export function activate(context: vscode.ExtensionContext): ModelSurgeonApi {
     vscode.window.createTreeView('modelSurgeon.explorer', { treeDataProvider: explorer, showCollapseAll: true }),
   );
   registerCommands(context, editors, explorer, log);
-  return { explorer, logFolder: context.logUri };
+  registerHeatmap(context, editors, log);
+  return { explorer, logFolder: context.logUri, selectedLayer: (uri) => editors.sessionFor(uri)?.selectedLayer ?? null };
 }
 
 export function deactivate(): void {

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
-import { ModelError } from '../core/api';
+import { ModelError, type Model } from '../core/api';
 import type { InspectReport, Severity } from '../core/types';
+import { fixTitle } from '../protocol/fixes';
 import { EditorSession } from './editorSession';
 import { reportError } from './errors';
 import type { InputDimsStore } from './inputDims';
@@ -8,6 +9,9 @@ import { baseName } from './loading';
 import { ModelDocument, type DocumentChange } from './modelDocument';
 import { MODEL_VIEW_TYPE, VIEW_TYPES, viewTypeFor } from './modelFiles';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
+
+/** The command a diagnostic's code link runs: `[key]` of ModelEditorProvider.findingLinks. */
+export const REVEAL_FINDING_COMMAND = 'modelSurgeon.revealFinding';
 
 const SEVERITY: Record<Severity, vscode.DiagnosticSeverity> = {
   error: vscode.DiagnosticSeverity.Error,
@@ -40,6 +44,10 @@ export class ModelEditorProvider implements vscode.Disposable {
   readonly onDidChangeDocumentModel = this._onDidChangeDocumentModel.event;
 
   private readonly _onDidOpenSession = new vscode.EventEmitter<EditorSession>();
+
+  /** what each Problems-panel code link (command:modelSurgeon.revealFinding?[key]) points at */
+  private readonly findingLinks = new Map<number, { uri: vscode.Uri; code: string; layer: string }>();
+  private nextLinkKey = 1;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -84,6 +92,11 @@ export class ModelEditorProvider implements vscode.Disposable {
     this.editEvents.get(this.viewTypeOf.get(edit.document) ?? MODEL_VIEW_TYPE)?.fire(edit);
   }
 
+  /** Make `next` the document's model as one undoable edit (ModelDocument.makeEdit, fired through its view type). */
+  applyModelEdit(document: ModelDocument, label: string, next: Model): void {
+    this.fireEdit(document.makeEdit(label, next));
+  }
+
   // ------------------------------------------------------------------------------------------------------------
   // CustomEditorProvider
 
@@ -101,6 +114,7 @@ export class ModelEditorProvider implements vscode.Disposable {
       disposeSub.dispose();
       this.sessions.delete(document);
       this.diagnostics.delete(uri);
+      this.forgetFindingLinks(uri);
       this._onDidChangeDocumentModel.fire(document); // the explorer falls back to the file on disk
     });
     void this.publishDiagnostics(document);
@@ -142,6 +156,7 @@ export class ModelEditorProvider implements vscode.Disposable {
     this._onDidChangeDocumentModel.fire(document);
     if (!document.model) {
       this.diagnostics.delete(document.uri);
+      this.forgetFindingLinks(document.uri);
       const message = document.loadError ?? `Cannot open ${document.fileName}`;
       for (const s of sessions) s.post({ type: 'loadError', fileName: document.fileName, message });
       return;
@@ -169,18 +184,48 @@ export class ModelEditorProvider implements vscode.Disposable {
     }
   }
 
+  /**
+   * Findings (inspect's, merged with the BatchNorm / Dropout audits') -> the Problems panel. A diagnostic on a
+   * binary file has nowhere to point (range: line 0), and clicking the row only opens the file: custom editors
+   * get no selection. So the code is a link (`code.target`, which the Problems panel opens with commands
+   * allowed) to `modelSurgeon.revealFinding`, which shows the finding and selects its first layer.
+   */
   private setDiagnostics(uri: vscode.Uri, report: InspectReport): void {
     const range = new vscode.Range(0, 0, 0, 0);
+    this.forgetFindingLinks(uri);
     this.diagnostics.set(
       uri,
       report.findings.map((f) => {
         const layers = f.layers.length ? ` [${f.layers.slice(0, 5).join(', ')}${f.layers.length > 5 ? ', …' : ''}]` : '';
-        const d = new vscode.Diagnostic(range, `${f.message}${layers}`, SEVERITY[f.severity]);
+        const fix = f.fix ? ` Fix: ${fixTitle(f.fix)} (in the Model Surgeon editor).` : '';
+        const d = new vscode.Diagnostic(range, `${f.message}${layers}${fix}`, SEVERITY[f.severity]);
         d.source = 'Model Surgeon';
-        d.code = f.code;
+        const key = this.nextLinkKey++;
+        this.findingLinks.set(key, { uri, code: f.code, layer: f.layers[0] ?? '' });
+        d.code = { value: f.code, target: vscode.Uri.parse(`command:${REVEAL_FINDING_COMMAND}?${encodeURIComponent(JSON.stringify([key]))}`) };
         return d;
       }),
     );
+  }
+
+  private forgetFindingLinks(uri: vscode.Uri): void {
+    const id = uri.toString();
+    for (const [key, link] of this.findingLinks) if (link.uri.toString() === id) this.findingLinks.delete(key);
+  }
+
+  /** The target of a Problems-panel code link: open the file's editor, show the finding, select its first layer. */
+  async revealFinding(key: number): Promise<void> {
+    const link = this.findingLinks.get(key);
+    if (!link) throw new ModelError('This problem is out of date; the model changed since it was reported.');
+    const session = await this.showEditor(link.uri);
+    session.revealLayer(link.layer, link.code);
+  }
+
+  /** Problems-panel link of a finding (tests, other commands): the key revealFinding takes, if it is current. */
+  findingLinkKey(uri: vscode.Uri, code: string): number | undefined {
+    const id = uri.toString();
+    for (const [key, link] of this.findingLinks) if (link.code === code && link.uri.toString() === id) return key;
+    return undefined;
   }
 
   // ------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ const suites: Array<[string, () => Promise<unknown>]> = [
   ['smoke.test.ts', () => import('./smoke.test')],
   ['editor.test.ts', () => import('./editor.test')],
   ['formats.test.ts', () => import('./formats.test')],
+  ['doctor.test.ts', () => import('./doctor.test')],
+  ['heatmap.test.ts', () => import('./heatmap.test')],
 ];
 
 export async function run(): Promise<void> {
