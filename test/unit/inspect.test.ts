@@ -147,6 +147,14 @@ describe('statistics on two cores', () => {
     const parallel = await statsParallel(jobs, 0);
     const serial = weights.map((w) => weightStats(w.read(), w.shape, w.channelAxis, w.groups));
     assert.deepEqual(parallel, serial);
+    // the same tensors from shared memory at an unaligned offset: the worker and the caller share one queue
+    const sharedJobs = weights.map((w) => {
+      const data = w.read();
+      const sab = new SharedArrayBuffer(data.byteLength + 1);
+      new Uint8Array(sab, 1).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return { ...jobs[weights.indexOf(w)], shared: () => ({ buffer: sab, byteOffset: 1, length: data.length }) };
+    });
+    assert.deepEqual(await statsParallel(sharedJobs, 0), serial);
     const withNaN = new Float32Array([1, NaN, -2, Infinity, 0]);
     const [s] = await statsParallel([{ shape: [5], channelAxis: null, groups: 1, count: 5, read: () => withNaN.slice(), peek: () => withNaN }], 0);
     assert.deepEqual([s.count, s.min, s.max, s.mean, s.zero_fraction, s.non_finite], [5, -2, 1, -1 / 3, 0.2, 2], 'non-finite values are counted and left out');

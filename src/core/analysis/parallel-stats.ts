@@ -41,51 +41,80 @@ function view(s) {
   new Uint8Array(scratch, 0, s.length * 4).set(new Uint8Array(s.buffer, s.byteOffset, s.length * 4));
   return new Float32Array(scratch, 0, s.length);
 }
-parentPort.on('message', (jobs) => {
-  parentPort.postMessage(jobs.map((j) => weightStats(j.data || view(j.shared), j.shape, j.channelAxis, j.groups)));
+parentPort.on('message', (m) => {
+  // tensors in shared memory: take them one at a time from the queue the calling thread also takes from
+  const out = [];
+  for (;;) {
+    const k = Atomics.add(m.next, 0, 1);
+    if (k >= m.queue.length) break;
+    const j = m.queue[k];
+    out.push([k, weightStats(view(j.shared), j.shape, j.channelAxis, j.groups)]);
+  }
+  // tensors it owns (transferred copies)
+  const owned = m.owned.map((j) => weightStats(j.data, j.shape, j.channelAxis, j.groups));
+  parentPort.postMessage({ queued: out, owned });
 });
 `;
 
 /** below this many elements a worker costs more than it saves */
 export const PARALLEL_THRESHOLD = 4_000_000;
 
+/**
+ * Tensors in shared memory (large ONNX files are read into a SharedArrayBuffer) go into one queue, largest
+ * first, that both threads take from through an atomic counter: the worker joins when it has started and
+ * neither thread waits for the other while work is left. Other tensors: the calling thread computes them,
+ * except when nothing is shared, where about half of the bytes (largest first) are copied to the worker.
+ */
 export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THRESHOLD): Promise<WeightStats[]> {
   const total = jobs.reduce((s, j) => s + j.count, 0);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   if (total < minElements || cores < 2) return jobs.map((j) => weightStats(j.peek(), j.shape, j.channelAxis, j.groups));
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].count - jobs[a].count);
-  const remote: number[] = [];
-  const local: number[] = [];
-  let remoteCount = 0;
-  let localCount = 0;
+  const sharedOf = new Map<number, SharedFloat32>();
   for (const i of order) {
-    if (remoteCount <= localCount) {
-      remote.push(i);
-      remoteCount += jobs[i].count;
-    } else {
-      local.push(i);
-      localCount += jobs[i].count;
+    const sh = jobs[i].shared?.();
+    if (sh) sharedOf.set(i, sh);
+  }
+  const queued = order.filter((i) => sharedOf.has(i));
+  const rest = order.filter((i) => !sharedOf.has(i));
+  // nothing shared: hand the worker about half of the bytes as transferred copies
+  const owned: number[] = [];
+  if (queued.length === 0) {
+    let ownedCount = 0;
+    let localCount = 0;
+    for (const i of rest) {
+      if (ownedCount <= localCount) {
+        owned.push(i);
+        ownedCount += jobs[i].count;
+      } else localCount += jobs[i].count;
     }
   }
+  const local = rest.filter((i) => !owned.includes(i));
+  const next = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(WORKER_SOURCE, { eval: true });
   try {
-    const payload: WorkerJob[] = remote.map((i) => {
-      const shared = jobs[i].shared?.() ?? null;
-      return { data: shared ? null : jobs[i].read(), shared, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups };
-    });
-    const done = new Promise<WeightStats[]>((resolve, reject) => {
-      worker.once('message', (m: WeightStats[]) => resolve(m));
+    const queue = queued.map((i) => ({ shared: sharedOf.get(i) as SharedFloat32, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
+    const ownedPayload: WorkerJob[] = owned.map((i) => ({ data: jobs[i].read(), shared: null, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
+    const done = new Promise<{ queued: [number, WeightStats][]; owned: WeightStats[] }>((resolve, reject) => {
+      worker.once('message', resolve);
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`statistics worker exited with code ${code}`)));
     });
     worker.postMessage(
-      payload,
-      payload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
+      { next, queue, owned: ownedPayload },
+      ownedPayload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
     );
     const results = new Array<WeightStats>(jobs.length);
+    for (;;) {
+      const k = Atomics.add(next, 0, 1);
+      if (k >= queued.length) break;
+      const i = queued[k];
+      results[i] = weightStats(jobs[i].peek(), jobs[i].shape, jobs[i].channelAxis, jobs[i].groups);
+    }
     for (const i of local) results[i] = weightStats(jobs[i].peek(), jobs[i].shape, jobs[i].channelAxis, jobs[i].groups);
     const fromWorker = await done;
-    remote.forEach((i, k) => (results[i] = fromWorker[k]));
+    for (const [k, st] of fromWorker.queued) results[queued[k]] = st;
+    owned.forEach((i, k) => (results[i] = fromWorker.owned[k]));
     return results;
   } finally {
     await worker.terminate();
