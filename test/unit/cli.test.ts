@@ -3,28 +3,24 @@
  * contract; bad input gives exit 1 and one line on stderr, never a stack trace or an output file.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertCliBuilt, runCli } from '../helpers/cli';
 import { loadModel, saveModel } from '../../src/core/api';
 import { OnnxModel } from '../../src/core/formats/onnx/model';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { makeTensorLike, readTensorAsFloat32 } from '../../src/core/formats/onnx/tensor';
 
 const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
 const FCN = path.join(ROOT, 'test', 'fixtures', 'onnx-fold', 'fcn_tiny', 'model.onnx');
 
-function run(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 let tmp = '';
 before(() => {
-  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  assertCliBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-cli-'));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));

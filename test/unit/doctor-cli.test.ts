@@ -1,10 +1,10 @@
 /** The doctor's CLI commands as a user runs them (dist/cli.js in a child process): audit, plan, fix. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertCliBuilt, runCli } from '../helpers/cli';
 import { loadModel, saveModel } from '../../src/core/api';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { OnnxModel } from '../../src/core/formats/onnx/model';
@@ -12,18 +12,14 @@ import { makeTensorLike, readTensorAsFloat32 } from '../../src/core/formats/onnx
 import { nsfwModel } from '../helpers/nsfwjs';
 
 const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
 const DOCTOR = path.join(ROOT, 'test', 'fixtures', 'onnx-doctor');
 const FCN = path.join(ROOT, 'test', 'fixtures', 'onnx-fold', 'fcn_tiny', 'model.onnx');
 
-function run(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 let tmp = '';
 before(() => {
-  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  assertCliBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-doctor-cli-'));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -3,25 +3,21 @@
  * freeze-bn command, and -o for TF.js layers models naming the new model.json (shards next to it).
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertCliBuilt, runCli } from '../helpers/cli';
 import { nsfwModel } from '../helpers/nsfwjs';
 
 const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
 const KERAS = path.join(ROOT, 'test', 'fixtures', 'keras');
 
-function run(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 let tmp = '';
 before(() => {
-  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  assertCliBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-kcli-'));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,10 +1,10 @@
 /** The doctor's CLI on TF.js / Keras files as a user runs it (dist/cli.js in a child process): audit, plan, fix. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertCliBuilt, runCli } from '../helpers/cli';
 import { loadModel, planMemory } from '../../src/core/api';
 import { isObject, type JsonObject } from '../../src/core/formats/keras/json';
 import type { KerasModel } from '../../src/core/formats/keras/model';
@@ -12,13 +12,9 @@ import { layerList } from '../../src/core/formats/keras/topology';
 import { nsfwModel } from '../helpers/nsfwjs';
 
 const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
 const KERAS = path.join(ROOT, 'test', 'fixtures', 'keras');
 
-function run(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 const configOf = async (file: string, layer: string): Promise<JsonObject> => {
   const e = layerList(((await loadModel(file)) as KerasModel).modelConfig).find((x) => isObject(x) && isObject(x.config) && x.config.name === layer);
@@ -28,7 +24,7 @@ const configOf = async (file: string, layer: string): Promise<JsonObject> => {
 
 let tmp = '';
 before(() => {
-  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  assertCliBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-kdoctor-cli-'));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));

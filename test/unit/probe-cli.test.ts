@@ -1,25 +1,21 @@
 /** probe / prune / swap-activation as a user runs them (dist/cli.js): the JSON contract and the gates. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertCliBuilt, runCli } from '../helpers/cli';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 
 const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'model-surgeon.js');
 const CNN = path.join(ROOT, 'test', 'fixtures', 'onnx-prune', 'cnn', 'model.onnx');
 const FCN = path.join(ROOT, 'samples', 'fcn_tiny.onnx');
 
-function run(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCli;
 
 let tmp = '';
 before(() => {
-  assert.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'build first: npm run build');
+  assertCliBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-probe-cli-'));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));

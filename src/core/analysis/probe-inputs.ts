@@ -10,6 +10,7 @@
  * whatever the batch size.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { float16ToFloat32, float32ToFloat16 } from '../formats/onnx/tensor';
 import * as path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { ModelError } from '../errors';
@@ -421,48 +422,12 @@ function allocate(type: FeedType, n: number): NdData {
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function toHalf(v: number): number {
-  // round to nearest even float16 (same rule as the ONNX tensor writer)
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | (mant ? 0x7e00 : 0x7c00);
-  const e = exp - 112;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const full = mant | 0x800000;
-    const shift = 14 - e;
-    let h = full >>> shift;
-    const rem = full & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
-
-function halfToFloat(bits: number): number {
-  const s = bits & 0x8000 ? -1 : 1;
-  const e = (bits >> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1024 + m) * 2 ** (e - 25);
-}
 
 /** writes number v at index i of a feed array of `type` */
 function put(out: NdData, type: FeedType, i: number, v: number): void {
   if (type === 'int64') (out as BigInt64Array)[i] = BigInt(Math.round(v));
   else if (type === 'uint64') (out as BigUint64Array)[i] = BigInt(Math.max(0, Math.round(v)));
-  else if (type === 'float16') (out as Uint16Array)[i] = toHalf(v);
+  else if (type === 'float16') (out as Uint16Array)[i] = float32ToFloat16(v);
   else if (type === 'bool') (out as Uint8Array)[i] = v ? 1 : 0;
   else (out as Float32Array)[i] = v;
 }
@@ -471,7 +436,7 @@ function put(out: NdData, type: FeedType, i: number, v: number): void {
 function valueAt(a: NdArray, i: number): number {
   const v = a.data[i];
   if (typeof v === 'bigint') return Number(v);
-  return a.dtype === 'float16' ? halfToFloat(v) : v;
+  return a.dtype === 'float16' ? float16ToFloat32(v) : v;
 }
 
 interface InputPlan {
