@@ -20,7 +20,7 @@ import {
   type ConstantSource,
   type OnnxModel,
 } from './model';
-import type { GraphProto, NodeProto, TensorProto } from './proto';
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
 import { inferShapes } from './shapes';
 import { makeTensorLike, readTensorAsFloat32 } from './tensor';
 
@@ -349,6 +349,25 @@ export class GraphEditor {
     return updated;
   }
 
+  /**
+   * The rewritten model: the named constants nobody reads any more are dropped (with their graph-input entries,
+   * which IR < 4 has for every initializer), and the value_info of `gone` values (vanished or reshaped) too.
+   */
+  finish(dropped: Iterable<string>, gone: Iterable<string>): ModelProto {
+    const droppedSet = new Set(dropped);
+    this.dropIfUnused([...droppedSet]);
+    const goneSet = new Set(gone);
+    const keptInit = new Set(this.initializers.map((t) => t.name));
+    const graph: GraphProto = {
+      ...this.graph,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.graph.input.filter((i) => !(droppedSet.has(i.name ?? '') && !keptInit.has(i.name))),
+      valueInfo: this.graph.valueInfo.filter((v) => !goneSet.has(v.name ?? '')),
+    };
+    return { ...this.model.proto, graph };
+  }
+
   /** drop initializers / Constant nodes nobody reads any more (only those named) */
   dropIfUnused(names: string[]): void {
     const used = referencedNames({ ...this.graph, node: this.nodes });
@@ -427,17 +446,7 @@ function applyActions(model: OnnxModel, actions: Action[]): typeof model.proto {
     ed.removeNode(bn);
     for (const k of [1, 2, 3, 4]) dropped.add(bn.input[k]);
   }
-  ed.dropIfUnused([...dropped]);
-  const keptInit = new Set(ed.initializers.map((t) => t.name));
-  const newGraph: GraphProto = {
-    ...graph,
-    node: ed.nodes,
-    initializer: ed.initializers,
-    // IR < 4 lists initializers as inputs too: drop the ones that went away
-    input: graph.input.filter((i) => !(dropped.has(i.name ?? '') && !keptInit.has(i.name))),
-    valueInfo: graph.valueInfo.filter((v) => !gone.has(v.name ?? '')),
-  };
-  return { ...model.proto, graph: newGraph };
+  return ed.finish(dropped, gone);
 }
 
 function foldConv(ed: GraphEditor, conv: NodeProto, affine: Affine, transposed: boolean): NodeProto {

@@ -27,7 +27,7 @@ import type { PruneCriterion, PruneGroup, PrunePlan, PruneSize, ProbeLayerReport
 import { GraphEditor } from './fold-batchnorm';
 import { buildGraphView, uniqueLayerNames } from './graph';
 import { attr, attrFloat, attrInt, attrInts, attrString, constantTensors, dims as tensorDims, isDefaultDomain, referencedNames, type ConstantSource, type OnnxModel } from './model';
-import type { GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
+import type { ModelProto, NodeProto, TensorProto } from './proto';
 import { inferShapes, type Shape } from './shapes';
 import { makeTensorLike, readTensorTyped, tensorByteLength } from './tensor';
 
@@ -1270,17 +1270,8 @@ function rewrite(model: OnnxModel, planned: Planned): ModelProto {
     dropped.add(tName);
   }
 
-  ed.dropIfUnused([...dropped]);
-  const keptInit = new Set(ed.initializers.map((t) => t.name));
-  const newGraph: GraphProto = {
-    ...graph,
-    node: ed.nodes,
-    initializer: ed.initializers,
-    input: graph.input.filter((i) => !(dropped.has(i.name ?? '') && !keptInit.has(i.name))),
-    // shapes of pruned tensors changed: their value_info would be wrong
-    valueInfo: graph.valueInfo.filter((v) => !changedValues.has(v.name ?? '')),
-  };
-  return { ...model.proto, graph: newGraph };
+  // shapes of pruned tensors changed: their value_info would be wrong
+  return ed.finish(dropped, changedValues);
 }
 
 function replaceAttrInt(ed: GraphEditor, node: NodeProto, nameA: string, value: number): NodeProto {

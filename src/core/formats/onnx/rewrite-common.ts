@@ -70,22 +70,9 @@ export function batchNormBlocker(ctx: PlanContext, bn: NodeProto): string | null
   return null;
 }
 
-/** assembles the rewritten model: dropped constants that nobody reads any more go, value_info of vanished values too */
-export function finishModel(model: OnnxModel, ed: GraphEditor, dropped: Iterable<string>, gone: Iterable<string>): ModelProto {
-  const graph = model.graph;
-  const droppedSet = new Set(dropped);
-  ed.dropIfUnused([...droppedSet]);
-  const goneSet = new Set(gone);
-  const keptInit = new Set(ed.initializers.map((t) => t.name));
-  const newGraph: GraphProto = {
-    ...graph,
-    node: ed.nodes,
-    initializer: ed.initializers,
-    // IR < 4 lists initializers as inputs too: drop the ones that went away
-    input: graph.input.filter((i) => !(droppedSet.has(i.name ?? '') && !keptInit.has(i.name))),
-    valueInfo: graph.valueInfo.filter((v) => !goneSet.has(v.name ?? '')),
-  };
-  return { ...model.proto, graph: newGraph };
+/** assembles the rewritten model (see GraphEditor.finish) */
+export function finishModel(_model: OnnxModel, ed: GraphEditor, dropped: Iterable<string>, gone: Iterable<string>): ModelProto {
+  return ed.finish(dropped, gone);
 }
 
 export function isOp(n: NodeProto | undefined, op: string): boolean {
