@@ -15,6 +15,10 @@ import { onnxHandler } from './formats/onnx/handler';
 import { newExternalResolver, OnnxModel } from './formats/onnx/model';
 import type { ModelProto } from './formats/onnx/proto';
 import { kerasHandler } from './formats/keras/handler';
+import { KerasModel } from './formats/keras/model';
+import { compareKerasOnInputs, probeKeras } from './formats/keras/probe';
+import { pruneKeras } from './formats/keras/prune';
+import { measureKerasSwap, swapKerasActivation, type KerasSwapOptions } from './formats/keras/swap-activation';
 import { h5IfReady, loadH5wasm } from './formats/keras/h5';
 import { readKerasH5, readKerasZip } from './formats/keras/keras-files';
 import { isObject, type JsonObject } from './formats/keras/json';
@@ -328,15 +332,16 @@ export async function saveModel(model: Model, file: string): Promise<void> {
   }
 }
 
-// ---------------------------------------------------------------- probing, pruning, activation swap (ONNX)
+// ---------------------------------------------------------------- probing, pruning, activation swap (ONNX; Keras / TF.js layers in TF.js)
 
 function onnxFor(model: Model, what: string): OnnxModel {
   if (model instanceof OnnxModel) return model;
-  throw new ModelError(`${what} supports ONNX models in this version (this is a ${model.format} model)`);
+  throw new ModelError(`${what} supports ONNX, Keras (.h5, .keras) and TF.js layers models in this version (this is a ${model.format} model)`);
 }
 
 /** Runs the model on probe inputs and reports per-channel APoZ / mean / variance / max and dead units. */
 export function probe(model: Model, source: InputSource = { kind: 'random' }, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  if (model instanceof KerasModel) return probeKeras(model, source, opts);
   return probeOnnx(onnxFor(model, 'probing'), source, opts);
 }
 
@@ -348,6 +353,11 @@ export interface PruneOutcome extends Omit<PruneResult, 'model'> {
 
 /** Removes channels/units physically (dependency groups pruned together) and verifies on the probe inputs. */
 export async function prune(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  if (model instanceof KerasModel) {
+    const r = await pruneKeras(model, opts);
+    const v = await compareKerasOnInputs(model, r.model, opts.inputs ?? { kind: 'random' }, { samples: opts.samples, batchSize: opts.batchSize, dims: opts.dims, signal: opts.signal });
+    return { ...r, verify: v };
+  }
   const m = onnxFor(model, 'pruning');
   const result = await applyPrune(m, opts);
   const source: InputSource = opts.inputs ?? { kind: 'random' };
@@ -361,8 +371,16 @@ export interface SwapOutcome extends Omit<SwapResult, 'model'> {
   measurement: SwapMeasurement;
 }
 
-/** ReLU/ReLU6/LeakyReLU -> SELU/ELU/GELU/LeakyReLU (SELU recipe: BatchNorm folded first); measured, not gated. */
-export async function swapActivations(model: Model, opts: SwapOptions, source: InputSource = { kind: 'random' }, probeOpts: OpenInputsOptions & { signal?: AbortSignal } = {}): Promise<SwapOutcome> {
+/**
+ * ReLU/ReLU6/LeakyReLU -> SELU/ELU/GELU/LeakyReLU (SELU recipe: BatchNorm folded first); measured, not gated.
+ * Keras formats also: Dropout -> AlphaDropout for SELU, `reinit` (LeCun-normal kernels, seeded).
+ */
+export async function swapActivations(model: Model, opts: SwapOptions & Pick<KerasSwapOptions, 'reinit' | 'seed'>, source: InputSource = { kind: 'random' }, probeOpts: OpenInputsOptions & { signal?: AbortSignal } = {}): Promise<SwapOutcome> {
+  if (model instanceof KerasModel) {
+    const r = swapKerasActivation(model, opts);
+    return { ...r, measurement: await measureKerasSwap(model, r.model, source, probeOpts) };
+  }
+  if (opts.reinit) throw new ModelError('re-initialisation (reinit) is available for Keras / TF.js layers models');
   const m = onnxFor(model, 'the activation swap');
   const result = swapActivation(m, opts);
   const measurement = await measureSwap(m, result.model, source, probeOpts);

@@ -86,4 +86,28 @@ describe('model-surgeon CLI on TF.js and Keras models', () => {
     assert.match(onnx.stderr, /not available for onnx/);
     assert.ok(!existsSync(path.join(tmp, 'x.onnx')));
   });
+
+  it('probe / prune --dead / swap-activation on Keras and TF.js layers files; a TF.js graph model is refused', () => {
+    const p = run('probe', path.join(KERAS, 'seq_conv.keras'), '--json', '--samples', '4');
+    assert.equal(p.code, 0, p.stderr);
+    const pj = JSON.parse(p.stdout);
+    assert.deepEqual(pj.layers.map((l: { name: string; channels: number }) => [l.name, l.channels]), [['relu_a', 4], ['relu_b', 6]]);
+    assert.match(pj.engine, /^tfjs-/);
+    const dir = path.join(tmp, 'pruned-nsfw');
+    mkdirSync(dir);
+    const r = run('prune', nsfwModel('mobilenet_v2'), '--dead', '--samples', '4', '-o', path.join(dir, 'model.json'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok(j.removed.dense_1 > 0 && j.params_after < j.params_before);
+    assert.equal(j.verify.max_abs_error, 0);
+    assert.ok(existsSync(path.join(dir, 'model.json')));
+    const out = path.join(tmp, 'gelu.h5');
+    const s = run('swap-activation', path.join(KERAS, 'func_mixed.h5'), '--to', 'gelu', '-o', out, '--json', '--samples', '4');
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(JSON.parse(s.stdout).swapped, 3);
+    assert.ok(existsSync(out));
+    const g = run('probe', nsfwModel('mobilenet_v2_mid'), '--samples', '2');
+    assert.equal(g.code, 1);
+    assert.match(g.stderr, /supports ONNX, Keras \(\.h5, \.keras\) and TF\.js layers models in this version \(this is a tfjs-graph model\)/);
+  });
 });

@@ -1,0 +1,269 @@
+/**
+ * Activation probing for the Keras-topology formats (TF.js layers, Keras .h5, .keras): the model runs in
+ * TF.js as a multi-output layers model whose outputs are every activation layer's output (tf.model over the
+ * loaded model's symbolic tensors), batch by batch on the probe inputs (openProbeInputs: NHWC images, seeded
+ * random...). Statistics stream per channel on the last axis (Keras is channels-last), as for ONNX.
+ * Activation layers: ReLU / LeakyReLU / ELU / PReLU / ThresholdedReLU layers, Activation layers other than
+ * linear / softmax, and layers with a fused `activation` (Conv2D / Dense with activation='relu': that layer's
+ * output). Only the outermost model's layers are probed (a nested model's layers are not addressable).
+ */
+import type * as TfCore from '@tensorflow/tfjs-core';
+import type * as TfLayers from '@tensorflow/tfjs-layers';
+import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from '../../analysis/probe-inputs';
+import { ChannelStats, channelLayout } from '../../analysis/streaming-stats';
+import { loadTfjs, tfLayers, type Tf } from '../../engines/tfjs';
+import { firstLine } from '../../engines/onnxruntime';
+import { ModelError } from '../../errors';
+import type { OutputError, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../../types';
+import type { ProbeOptions } from '../../analysis/probe';
+import { buildKerasView } from './graph';
+import { str } from './json';
+import type { KerasModel } from './model';
+import { kerasRunnable } from './runnable';
+import { buildGraph, type KLayer } from './topology';
+
+const ACTIVATION_LAYERS = new Set(['ReLU', 'LeakyReLU', 'ELU', 'PReLU', 'ThresholdedReLU']);
+const NOT_ACTIVATIONS = new Set(['linear', 'softmax', 'log_softmax']);
+
+/** the activation a layer applies ('relu', 'selu', ...; ReLU layers: 'relu'), or null */
+export function layerActivation(l: KLayer): string | null {
+  if (ACTIVATION_LAYERS.has(l.className)) return l.className.toLowerCase();
+  const a = str(l.config.activation);
+  if (!a || NOT_ACTIVATIONS.has(a)) return null;
+  return a;
+}
+
+/** the op name a probe report gives a layer: 'ReLU', 'Activation(relu)', 'Dense+relu' */
+export function probeOpName(l: KLayer): string {
+  if (ACTIVATION_LAYERS.has(l.className)) return l.className;
+  const a = str(l.config.activation) ?? 'linear';
+  return l.className === 'Activation' ? `Activation(${a})` : `${l.className}+${a}`;
+}
+
+/** the outermost model's layers whose output is an activation, in config order */
+export function kerasActivationLayers(model: KerasModel): KLayer[] {
+  return buildGraph(model.modelConfig).layers.filter((l) => !l.sub && l.className !== 'InputLayer' && layerActivation(l) !== null);
+}
+
+export function kerasInputs(model: KerasModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions): { inputs: ProbeInputs; summaries: ValueSummary[] } {
+  const summaries = buildKerasView(model, opts.dims ?? {}).summary.inputs;
+  if ('batches' in source) return { inputs: source, summaries };
+  return { inputs: openProbeInputs(source, summaries, opts), summaries };
+}
+
+/** the model loaded into TF.js as a layers model */
+export async function loadKerasLayersModel(tf: Tf, model: KerasModel, summaries: ValueSummary[], what: string): Promise<TfLayers.LayersModel> {
+  const r = kerasRunnable(model, summaries);
+  if (r.kind !== 'layers') throw new ModelError('internal: a Keras model runs as a layers model');
+  try {
+    return await tfLayers().loadLayersModel(tf.io.fromMemory({ modelTopology: r.topology, weightSpecs: r.specs, weightData: r.data }), { strict: true });
+  } catch (err) {
+    throw new ModelError(`TensorFlow.js cannot load the ${what} model: ${firstLine(err)}`);
+  }
+}
+
+function feedTensors(tf: Tf, lm: TfLayers.LayersModel, feeds: Record<string, FeedTensor>): TfCore.Tensor[] {
+  const names = Object.keys(feeds);
+  return lm.inputs.map((inp, k) => {
+    const f = feeds[lm.inputNames?.[k] ?? ''] ?? feeds[inp.name.split('/')[0]] ?? (names.length === lm.inputs.length ? feeds[names[k]] : undefined);
+    if (!f) throw new ModelError(`no probe data for model input '${lm.inputNames?.[k] ?? inp.name}'`);
+    const data = f.data instanceof Float32Array || f.data instanceof Int32Array ? f.data : Float32Array.from(f.data as ArrayLike<number>, Number);
+    return tf.tensor(data, f.dims, f.data instanceof Int32Array ? 'int32' : 'float32');
+  });
+}
+
+/** runs a (multi-output) layers model on one batch, returns every output as numbers with its shape */
+async function runBatch(tf: Tf, m: TfLayers.LayersModel, feeds: Record<string, FeedTensor>): Promise<{ data: Float32Array; dims: number[] }[]> {
+  const xs = feedTensors(tf, m, feeds);
+  try {
+    const out = tf.tidy(() => {
+      const y = m.predict(xs.length === 1 ? xs[0] : xs);
+      return Array.isArray(y) ? y : [y];
+    });
+    try {
+      return await Promise.all(out.map(async (t) => ({ data: Float32Array.from(await t.data()), dims: [...t.shape] })));
+    } finally {
+      out.forEach((t) => t.dispose());
+    }
+  } catch (err) {
+    if (err instanceof ModelError) throw err;
+    const shapes = Object.entries(feeds).map(([k, v]) => `${k}=[${v.dims.join('x')}]`).join(', ');
+    throw new ModelError(`TensorFlow.js failed to run the model on probe inputs ${shapes}: ${firstLine(err)}`);
+  } finally {
+    xs.forEach((t) => t.dispose());
+  }
+}
+
+interface Target {
+  name: string;
+  op: string;
+  stats?: ChannelStats;
+  shape?: number[];
+  axis?: number;
+}
+
+/** Probes a Keras-topology model's activations (channels on the last axis) with TF.js. */
+export async function probeKeras(model: KerasModel, source: InputSource | ProbeInputs, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  const t0 = performance.now();
+  const threshold = opts.apozThreshold ?? 1;
+  if (!(threshold > 0 && threshold <= 1)) throw new ModelError(`APoZ threshold ${threshold} must be in (0, 1]`);
+  if (opts.values?.length) throw new ModelError('probing extra tensors (values) is not available for Keras models; name layers instead');
+  const top = buildGraph(model.modelConfig).layers.filter((l) => !l.sub && l.className !== 'InputLayer');
+  const byName = new Map(top.map((l) => [l.name, l]));
+  const targets: Target[] = [];
+  if (opts.layers) {
+    for (const n of opts.layers) {
+      const l = byName.get(n);
+      if (!l) throw new ModelError(`no layer named '${n}' to probe (layers of nested models cannot be probed)`);
+      targets.push({ name: l.name, op: probeOpName(l) });
+    }
+  } else for (const l of top) if (layerActivation(l) !== null) targets.push({ name: l.name, op: probeOpName(l) });
+  const { inputs, summaries } = kerasInputs(model, source, opts);
+  const { tf, engine } = await loadTfjs();
+  const abort = () => {
+    if (opts.signal?.aborted) throw new ModelError('probing cancelled');
+  };
+  abort();
+  const notes = [...inputs.notes];
+  const lm = await loadKerasLayersModel(tf, model, summaries, 'probed');
+  let probeModel: TfLayers.LayersModel | null = null;
+  let done = 0;
+  try {
+    const outputs: TfLayers.SymbolicTensor[] = [];
+    const kept: Target[] = [];
+    for (const t of targets) {
+      try {
+        const o = lm.getLayer(t.name).output;
+        if (Array.isArray(o)) throw new Error('several outputs');
+        outputs.push(o);
+        kept.push(t);
+      } catch (err) {
+        if (opts.layers) throw new ModelError(`layer '${t.name}' cannot be probed: ${firstLine(err)} (shared layers and multi-output layers are not probed)`);
+        notes.push(`${t.name}: not probed (${firstLine(err)}; shared or multi-output layer)`);
+      }
+    }
+    targets.splice(0, targets.length, ...kept);
+    if (outputs.length) {
+      probeModel = tfLayers().model({ inputs: lm.inputs, outputs });
+      for (const batch of inputs.batches()) {
+        abort();
+        const res = await runBatch(tf, probeModel, batch.feeds);
+        targets.forEach((t, k) => {
+          const { data, dims } = res[k];
+          if (!t.stats) {
+            t.axis = Math.max(0, dims.length - 1);
+            t.shape = dims;
+            t.stats = new ChannelStats(dims.length === 0 ? 1 : dims[t.axis]);
+          }
+          t.stats.add(data, dims.length === 0 ? { outer: 1, channels: 1, inner: 1 } : channelLayout(dims, t.axis!));
+        });
+        done += batch.count;
+        opts.onProgress?.(done, inputs.samples);
+      }
+    }
+  } finally {
+    // the probing model shares the loaded model's layers: disposing it releases their weights
+    if (probeModel) probeModel.dispose();
+    else lm.dispose();
+  }
+  const report: ProbeReport = {
+    layers: targets.map((t) => summarize(t, threshold)),
+    samples: done,
+    batch_size: inputs.batchSize,
+    source: inputs.description,
+    input_shapes: inputs.inputShapes,
+    apoz_threshold: threshold,
+    engine,
+    seconds: (performance.now() - t0) / 1000,
+    notes,
+  };
+  if (threshold === 1) report.notes.push(`dead = never positive on any of the ${done} probe samples; a unit dead on these inputs may fire on others`);
+  return report;
+}
+
+function summarize(t: Target, threshold: number): ProbeLayerReport {
+  const s = t.stats ?? new ChannelStats(0);
+  const C = s.channels;
+  const apoz = s.apoz();
+  const variance = s.variance();
+  const dead: number[] = [];
+  const constant: number[] = [];
+  const constantValues: number[] = [];
+  for (let c = 0; c < C; c++) {
+    const isDead = s.count > 0 && (threshold === 1 ? s.max[c] <= 0 : apoz[c] >= threshold);
+    if (isDead) dead.push(c);
+    else if (s.count > 0 && s.min[c] === s.max[c]) {
+      constant.push(c);
+      constantValues.push(s.min[c]);
+    }
+  }
+  const total = s.total();
+  return {
+    name: t.name,
+    op: t.op,
+    output: t.name,
+    shape: t.shape ?? [],
+    channel_axis: t.axis ?? 0,
+    channels: C,
+    dead,
+    constant,
+    constant_values: constantValues,
+    apoz: Array.from(apoz),
+    mean: Array.from(s.mean),
+    var: Array.from(variance),
+    max: Array.from(s.max),
+    min: Array.from(s.min),
+    layer_mean: total.mean,
+    layer_var: total.variance,
+    count: s.count,
+  };
+}
+
+/** Runs two Keras-topology models on the same probe inputs with TF.js and compares their outputs by position. */
+export async function compareKerasOnInputs(a: KerasModel, b: KerasModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions & { signal?: AbortSignal } = {}): Promise<VerifyReport> {
+  const { inputs, summaries } = kerasInputs(a, source, opts);
+  const { tf, engine } = await loadTfjs();
+  const ma = await loadKerasLayersModel(tf, a, summaries, 'original');
+  let mb: TfLayers.LayersModel | undefined;
+  try {
+    mb = await loadKerasLayersModel(tf, b, summaries, 'rewritten');
+    if (mb.outputs.length !== ma.outputs.length) throw new ModelError(`the rewritten model has ${mb.outputs.length} output(s), the original ${ma.outputs.length}`);
+    const names = ma.outputNames?.length ? ma.outputNames : ma.outputs.map((o) => o.name.split('/')[0]);
+    const errs = names.map(() => ({ abs: 0, ref: 0 }));
+    let samples = 0;
+    for (const batch of inputs.batches()) {
+      if (opts.signal?.aborted) throw new ModelError('verification cancelled');
+      const ra = await runBatch(tf, ma, batch.feeds);
+      const rb = await runBatch(tf, mb, batch.feeds);
+      samples += batch.count;
+      ra.forEach((x, k) => {
+        const y = rb[k];
+        const e = errs[k];
+        if (!y || x.data.length !== y.data.length) {
+          e.abs = Infinity;
+          return;
+        }
+        for (let i = 0; i < x.data.length; i++) {
+          const d = Math.abs(x.data[i] - y.data[i]);
+          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) ? (Number.isNaN(x.data[i]) && Number.isNaN(y.data[i]) ? e.abs : Infinity) : d;
+          const r = Math.abs(x.data[i]);
+          if (r > e.ref) e.ref = r;
+        }
+      });
+    }
+    const outputs: OutputError[] = names.map((name, k) => ({ name, max_abs_error: errs[k].abs, max_rel_error: errs[k].abs === 0 ? 0 : errs[k].ref > 0 ? errs[k].abs / errs[k].ref : Infinity, max_reference: errs[k].ref }));
+    const seed = 'kind' in source && source.kind === 'random' ? (source.seed ?? 1) : 0;
+    return {
+      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
+      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
+      samples,
+      seed,
+      engine,
+      outputs,
+      input_shapes: inputs.inputShapes,
+    };
+  } finally {
+    ma.dispose();
+    mb?.dispose();
+  }
+}

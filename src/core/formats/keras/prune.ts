@@ -1,0 +1,463 @@
+/**
+ * Structured pruning of Keras-topology models (TF.js layers, .h5, .keras), criterion 'dead': units / filters
+ * that are constant on the probe inputs (a dead ReLU unit is exactly 0) are removed physically along simple
+ * chains of the outermost model:
+ *   Dense | Conv2D -> [BatchNormalization | activation | Dropout | pooling]* -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D
+ * The producer loses kernel columns (last axis) and bias entries, a BatchNorm in the chain its gamma / beta /
+ * moving statistics, the consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c
+ * is rows c, c + C, c + 2C ... in NHWC order), and a removed unit that is a non-zero constant v adds v x its
+ * weights to the consumer's bias (only for Dense consumers and unpadded convolutions: zero padding would see
+ * 0, not v, at the borders). `units` / `filters` are updated (Keras 3: also build_config and tensor shapes).
+ * Refused with a reason: outputs feeding several layers (residual Add / Concatenate coupling), depthwise
+ * convolutions, layers feeding a model output, shared layers, nested models, anything else in the path.
+ * Quantized TF.js weights are sliced in their stored form (same scale / min: the kept values are unchanged);
+ * a consumer bias that receives folded constants is written as float32.
+ */
+import type { PruneOptions } from '../onnx/prune';
+import { ModelError } from '../../errors';
+import type { PruneGroup, PrunePlan, PruneSize, ProbeLayerReport, ProbeReport, SkippedCandidate } from '../../types';
+import { bnAxis, kerasSize } from './fold';
+import { buildKerasView } from './graph';
+import { arr, clone, isObject, num, str, type Json, type JsonObject } from './json';
+import { bytesPerElement, float32Weight, weightToFloat32, type KerasModel, type KWeight } from './model';
+import { layerActivation, probeKeras } from './probe';
+import { buildGraph, consumersOf, type KLayer } from './topology';
+
+export interface KerasPruneResult extends PruneSize {
+  model: KerasModel;
+  plan: PrunePlan;
+  removed: Record<string, number>;
+  probe: ProbeReport | null;
+  seconds: number;
+}
+
+const PRODUCERS = new Set(['Dense', 'Conv2D']);
+const ELEMENTWISE = new Set(['ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Activation', 'Dropout', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout']);
+const POOLING = new Set(['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
+const COUPLING = new Set(['Add', 'Concatenate', 'Multiply', 'Subtract', 'Average', 'Maximum', 'Minimum']);
+
+interface Chain {
+  producer: KLayer;
+  /** layers between producer and consumer, in order */
+  path: KLayer[];
+  /** BatchNormalizations in the path (before any Flatten) */
+  bns: KLayer[];
+  flatten: boolean;
+  consumer: KLayer;
+  /** the layer whose output the consumer reads channel by channel (before Flatten) */
+  observe: string;
+  channels: number;
+}
+
+function channelsOf(l: KLayer): number | undefined {
+  return num(l.className === 'Dense' ? l.config.units : l.config.filters);
+}
+
+function isOneByOne(l: KLayer): boolean {
+  const k = arr(l.config.kernel_size);
+  return !!k && k.every((v) => v === 1);
+}
+
+/** the chain from a producer to its consumer, or why there is none we can prune */
+function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs: Set<string>): Chain | string {
+  if (p.calls.length > 1) return 'shared layer (called more than once)';
+  if (p.className === 'Conv2D' && (num(p.config.groups) ?? 1) !== 1) return 'grouped convolution';
+  if (p.className === 'Conv2D' && str(p.config.data_format) === 'channels_first') return 'channels_first convolution';
+  const C = channelsOf(p);
+  if (!C) return 'no units / filters in its config';
+  const path: KLayer[] = [];
+  const bns: KLayer[] = [];
+  let flatten = false;
+  let cur = p;
+  let observe = p.name;
+  for (let hop = 0; hop < 32; hop++) {
+    if (outputs.has(cur.name)) return `${cur === p ? 'it feeds' : `'${cur.name}' feeds`} a model output`;
+    const cons = consumers.get(cur.name) ?? [];
+    if (cons.length === 0) return `'${cur.name}' has no consumer`;
+    if (cons.length > 1) {
+      const kinds = cons.map((c) => c.layer.className);
+      return `'${cur.name}' feeds ${cons.length} layers (${[...new Set(kinds)].join(', ')}): residual / branch coupling is not handled`;
+    }
+    const next = cons[0].layer;
+    if (next.calls.length > 1) return `'${next.name}' is a shared layer`;
+    if (next.sub) return `'${next.name}' is a nested model`;
+    const cls = next.className;
+    if (COUPLING.has(cls)) return `'${next.name}' (${cls}) couples channels: residual / concat coupling is not handled`;
+    if (cls.startsWith('DepthwiseConv') || cls.startsWith('SeparableConv')) return `'${next.name}' (${cls}) is depthwise: channels tied through the depth multiplier are not handled`;
+    if (cls === 'Dense' || (cls === 'Conv2D' && !flatten)) {
+      if (cls === 'Conv2D' && ((num(next.config.groups) ?? 1) !== 1 || str(next.config.data_format) === 'channels_first')) return `'${next.name}' is a grouped or channels_first convolution`;
+      return { producer: p, path, bns, flatten, consumer: next, observe, channels: C };
+    }
+    if (cls === 'Flatten' && !flatten) {
+      flatten = true;
+      path.push(next);
+      cur = next;
+      continue;
+    }
+    if (cls === 'BatchNormalization' && !flatten) {
+      const ax = bnAxis(next.config);
+      const spatial = p.className === 'Conv2D' && !path.some((l) => l.className.startsWith('Global'));
+      const ok = ax === -1 || ax === (spatial ? 3 : 1);
+      if (!ok) return `'${next.name}' normalizes axis ${JSON.stringify(next.config.axis)}, not the channels`;
+      bns.push(next);
+    } else if (ELEMENTWISE.has(cls) || (POOLING.has(cls) && !flatten)) {
+      if (cls === 'Activation' && /softmax/.test(str(next.config.activation) ?? '')) return `'${next.name}' is a softmax over the channels`;
+    } else return `'${next.name}' (${cls}) in the path is not handled`;
+    path.push(next);
+    cur = next;
+    if (!flatten) observe = next.name;
+  }
+  return 'path too long';
+}
+
+/** copies the elements of `bytes` (shape dims, `size` bytes each) whose index on axis k is kept by keeps[k] */
+function sliceBytes(bytes: Uint8Array, dims: number[], size: number, keeps: (Uint8Array | null)[]): { bytes: Uint8Array; dims: number[] } {
+  const idx = dims.map((d, k) => {
+    const keep = keeps[k];
+    const out: number[] = [];
+    for (let i = 0; i < d; i++) if (!keep || keep[i]) out.push(i);
+    return out;
+  });
+  const outDims = idx.map((x) => x.length);
+  const strides = new Array<number>(dims.length).fill(1);
+  for (let k = dims.length - 2; k >= 0; k--) strides[k] = strides[k + 1] * dims[k + 1];
+  const total = outDims.reduce((a, b) => a * b, 1);
+  const out = new Uint8Array(total * size);
+  let o = 0;
+  const rec = (k: number, base: number) => {
+    if (k === dims.length) {
+      out.set(bytes.subarray(base * size, base * size + size), o);
+      o += size;
+      return;
+    }
+    for (const i of idx[k]) rec(k + 1, base + i * strides[k]);
+  };
+  if (dims.length === 0) return { bytes: bytes.slice(), dims };
+  // the innermost kept axis copied in runs when it is whole
+  const last = dims.length - 1;
+  if (!keeps[last]) {
+    const run = dims[last] * size;
+    const recRows = (k: number, base: number) => {
+      if (k === last) {
+        out.set(bytes.subarray(base * size, base * size + run), o);
+        o += run;
+        return;
+      }
+      for (const i of idx[k]) recRows(k + 1, base + i * strides[k]);
+    };
+    recRows(0, 0);
+  } else rec(0, 0);
+  return { bytes: out, dims: outDims };
+}
+
+interface WeightEdit {
+  keeps: (Uint8Array | null)[];
+  /** added to the values before slicing (full length) */
+  add?: Float64Array;
+}
+
+/** Keras 3: shapes recorded in build_config and in call tensors, last dim `from` -> `to` */
+function fixRecordedShapes(entry: JsonObject, from: number, to: number, inbound: boolean): void {
+  const visit = (v: Json, key: string) => {
+    if (Array.isArray(v)) {
+      if ((key === 'shape' || key === 'input_shape' || key === 'batch_shape') && v.length > 0 && v[v.length - 1] === from && v.every((x) => x === null || typeof x === 'number')) {
+        v[v.length - 1] = to;
+        return;
+      }
+      for (const x of v) visit(x, key === 'input_shape' ? key : '');
+      return;
+    }
+    if (!isObject(v)) return;
+    for (const k of Object.keys(v)) visit(v[k], k);
+  };
+  if (isObject(entry.build_config)) visit(entry.build_config, '');
+  if (inbound && entry.inbound_nodes !== undefined) visit(entry.inbound_nodes, '');
+}
+
+function sizeWithMacs(model: KerasModel): { params: number; bytes: number; macs: number | null } {
+  const s = kerasSize(model);
+  let macs: number | null = 0;
+  try {
+    for (const l of buildKerasView(model).layers) macs = macs === null || l.macs === null ? null : macs + l.macs;
+  } catch {
+    macs = null;
+  }
+  return { params: s.params, bytes: s.bytes, macs };
+}
+
+/** Plans and applies pruning of dead (constant) units; verification is the caller's. */
+export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise<KerasPruneResult> {
+  const t0 = performance.now();
+  if (opts.ratio !== undefined && !(opts.ratio >= 0 && opts.ratio < 1)) throw new ModelError(`pruning ratio ${opts.ratio} must be in [0, 1)`);
+  if (opts.criterion !== 'dead' && opts.ratio === undefined && opts.threshold === undefined) throw new ModelError(`criterion '${opts.criterion}' needs a ratio (fraction of channels to remove) or a threshold`);
+  const config = clone(model.modelConfig);
+  const root = buildGraph(config);
+  const consumers = consumersOf(root);
+  const outputs = new Set(root.outputs.map((r) => r.layer));
+  const skipped: SkippedCandidate[] = [];
+  const chains: Chain[] = [];
+  const wanted = opts.layers ? new Set(opts.layers) : null;
+  for (const l of root.layers) {
+    if (l.sub) {
+      skipped.push({ layer: l.name, reason: 'nested model: its layers are not pruned' });
+      continue;
+    }
+    if (!PRODUCERS.has(l.className)) continue;
+    if (wanted && !wanted.has(l.name)) continue;
+    const c = findChain(l, consumers, outputs);
+    if (typeof c === 'string') skipped.push({ layer: l.name, reason: c });
+    else chains.push(c);
+  }
+  if (wanted) for (const n of wanted) if (!root.layers.some((l) => l.name === n)) throw new ModelError(`no layer named '${n}' to prune`);
+  const criterion = opts.criterion;
+  const observe = [...new Set(chains.map((c) => c.observe))];
+  let probe: ProbeReport | null = null;
+  const mustProbe = criterion === 'dead' || criterion === 'apoz' || opts.inputs !== undefined || opts.compensate === true;
+  if (observe.length) {
+    const covered = opts.probe && observe.every((n) => opts.probe!.layers.some((l) => l.output === n));
+    if (covered) probe = opts.probe!;
+    else if (mustProbe) probe = await probeKeras(model, opts.inputs ?? { kind: 'random' }, { layers: observe, samples: opts.samples, batchSize: opts.batchSize, dims: opts.dims, signal: opts.signal });
+  }
+  const compensate = !!probe && (opts.compensate ?? true);
+  const stats = new Map<string, ProbeLayerReport>((probe?.layers ?? []).map((l) => [l.output, l]));
+  const edits = new Map<KWeight, WeightEdit>();
+  const edit = (w: KWeight): WeightEdit => {
+    let e = edits.get(w);
+    if (!e) {
+      e = { keeps: w.shape.map(() => null) };
+      edits.set(w, e);
+    }
+    return e;
+  };
+  const groups: PruneGroup[] = [];
+  const removed: Record<string, number> = {};
+  const consumerRows: PrunePlan['consumers'] = [];
+  const notes: string[] = [];
+  const weightsOf = (l: KLayer) => model.weightsOf([l.name]);
+
+  // eligibility, scores, the constants seen by each consumer
+  interface Info {
+    ch: Chain;
+    s: ProbeLayerReport | null;
+    ck: KWeight;
+    cb: KWeight | undefined;
+    canFold: boolean;
+    eligible: Uint8Array;
+    score: Float64Array;
+    remove: Uint8Array;
+    group: PruneGroup;
+  }
+  const infos: Info[] = [];
+  for (const ch of chains) {
+    const C = ch.channels;
+    const s = stats.get(ch.observe) ?? null;
+    if (s && (s.channels !== C || s.count === 0)) {
+      skipped.push({ layer: ch.producer.name, reason: `probed ${s.channels} channels at '${ch.observe}', expected ${C}` });
+      continue;
+    }
+    if (!s && (criterion === 'dead' || criterion === 'apoz')) {
+      skipped.push({ layer: ch.producer.name, reason: `'${ch.observe}' was not probed` });
+      continue;
+    }
+    const cons = ch.consumer;
+    const cw = weightsOf(cons);
+    const ck = cw.find((w) => w.key === 'kernel');
+    const cb = cw.find((w) => w.key === 'bias');
+    if (!ck || ck.shape[cons.className === 'Dense' ? 0 : 2] % C !== 0) {
+      skipped.push({ layer: ch.producer.name, reason: `consumer '${cons.name}' has no kernel reading ${C} channels` });
+      continue;
+    }
+    const canFold = !!cb && (cons.className === 'Dense' || str(cons.config.padding) !== 'same' || isOneByOne(cons));
+    const eligible = new Uint8Array(C).fill(1);
+    const score = new Float64Array(C);
+    const group: PruneGroup = { layers: [ch.producer.name, ...ch.bns.map((b) => b.name)], channels: C, prunable: C, removed: [] };
+    if (criterion === 'dead') {
+      let nonZero = 0;
+      for (let c = 0; c < C; c++) {
+        const constant = s!.min[c] === s!.max[c] && Number.isFinite(s!.min[c]);
+        if (constant && s!.min[c] !== 0 && !canFold) nonZero++;
+        eligible[c] = constant && (s!.min[c] === 0 || canFold) ? 1 : 0;
+      }
+      if (nonZero) group.reason = `${nonZero} constant non-zero unit(s) kept: '${cons.name}' ${cb ? 'pads its input with zeros' : 'has no bias'} to fold them into`;
+    } else if (criterion === 'l1' || criterion === 'l2') {
+      const kw = weightsOf(ch.producer).find((w) => w.key === 'kernel')!;
+      const k = weightToFloat32(kw);
+      for (let i = 0; i < k.length; i++) score[i % C] += criterion === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
+      if (criterion === 'l2') for (let c = 0; c < C; c++) score[c] = Math.sqrt(score[c]);
+    } else if (criterion === 'bn-gamma') {
+      const gamma = ch.bns.map((b) => weightsOf(b).find((w) => w.key === 'gamma')).find((w) => !!w);
+      if (!gamma) {
+        group.prunable = 0;
+        group.reason = 'no BatchNorm scales these channels';
+        eligible.fill(0);
+      } else weightToFloat32(gamma).forEach((g, c) => (score[c] = Math.abs(g)));
+    } else if (criterion === 'apoz') {
+      const upTo = [ch.producer, ...ch.path];
+      const activated = upTo.slice(0, upTo.findIndex((l) => l.name === ch.observe) + 1).some((l) => layerActivation(l) !== null);
+      if (!activated) {
+        group.reason = 'no probed activation carries these channels';
+        eligible.fill(0);
+      } else for (let c = 0; c < C; c++) score[c] = -s!.apoz[c];
+    } else throw new ModelError(`unknown pruning criterion '${String(criterion)}'`);
+    group.prunable = eligible.reduce((a, b) => a + b, 0);
+    infos.push({ ch, s, ck, cb, canFold, eligible, score, remove: new Uint8Array(C), group });
+  }
+
+  // selection
+  const scope = opts.scope ?? 'layer';
+  if (criterion === 'dead') {
+    for (const f of infos) f.remove.set(f.eligible);
+  } else if (opts.threshold !== undefined) {
+    const t = opts.threshold;
+    for (const f of infos) f.score.forEach((v, c) => (f.remove[c] = f.eligible[c] && (criterion === 'apoz' ? -v >= t : v <= t) ? 1 : 0));
+  } else {
+    const ratio = opts.ratio ?? 0;
+    if (scope === 'layer') {
+      for (const f of infos) {
+        const order = [...f.score.keys()].filter((c) => f.eligible[c]).sort((a, b) => f.score[a] - f.score[b]);
+        for (const c of order.slice(0, Math.floor(ratio * f.ch.channels))) f.remove[c] = 1;
+      }
+    } else {
+      const pool: { f: Info; c: number; s: number }[] = [];
+      let total = 0;
+      for (const f of infos) {
+        const cand = [...f.score.keys()].filter((c) => f.eligible[c]);
+        if (!cand.length) continue;
+        total += f.ch.channels;
+        // weight norms differ in scale from layer to layer: compare them relative to their layer's mean
+        const mean = cand.reduce((p, c) => p + f.score[c], 0) / cand.length;
+        for (const c of cand) pool.push({ f, c, s: criterion === 'l1' || criterion === 'l2' ? (mean > 0 ? f.score[c] / mean : 0) : f.score[c] });
+      }
+      pool.sort((a, b) => a.s - b.s);
+      for (const p of pool.slice(0, Math.floor(ratio * total))) p.f.remove[p.c] = 1;
+    }
+  }
+
+  let approximate = 0;
+  for (const f of infos) {
+    const { ch, s, ck, cb, remove, group } = f;
+    const C = ch.channels;
+    const cons = ch.consumer;
+    let count = remove.reduce((a, b) => a + b, 0);
+    if (count === C) {
+      // keep the best-scoring unit: a layer with zero units is not a model Keras loads
+      let best = 0;
+      for (let c = 1; c < C; c++) if (f.score[c] > f.score[best]) best = c;
+      remove[best] = 0;
+      count--;
+    }
+    for (let c = 0; c < C; c++) if (remove[c]) group.removed.push(c);
+    groups.push(group);
+    if (count === 0) {
+      group.reason ??= criterion === 'dead' ? 'no unit is constant on the probe inputs' : 'nothing selected';
+      continue;
+    }
+    // the value each removed unit is replaced by: its constant (exact) or, compensating, its probed mean
+    const value = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      if (!remove[c] || !s) continue;
+      const constant = s.min[c] === s.max[c];
+      const v = constant ? s.min[c] : compensate ? s.mean[c] : 0;
+      if (v !== 0 && !f.canFold) {
+        approximate++;
+        continue;
+      }
+      value[c] = v;
+    }
+    const keep = new Uint8Array(C);
+    for (let c = 0; c < C; c++) keep[c] = remove[c] ? 0 : 1;
+    // producer: kernel last axis, bias; BatchNorms: every per-channel vector
+    for (const w of weightsOf(ch.producer)) {
+      if (w.key === 'kernel') edit(w).keeps[w.shape.length - 1] = keep;
+      else if (w.key === 'bias') edit(w).keeps[0] = keep;
+    }
+    for (const bn of ch.bns) for (const w of weightsOf(bn)) if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
+    // consumer: input rows, constants folded into the bias
+    const kAxis = cons.className === 'Dense' ? 0 : 2;
+    const rows = ck.shape[kAxis];
+    const rowKeep = new Uint8Array(rows);
+    for (let r = 0; r < rows; r++) rowKeep[r] = keep[r % C];
+    edit(ck).keeps[kAxis] = rowKeep;
+    let folded = 0;
+    if (cb && value.some((v) => v !== 0)) {
+      const k = weightToFloat32(ck);
+      const O = ck.shape[ck.shape.length - 1];
+      const e = edit(cb);
+      e.add ??= new Float64Array(O);
+      const inner = ck.shape.slice(0, kAxis).reduce((a, b) => a * b, 1);
+      for (let r = 0; r < rows; r++) {
+        const v = value[r % C];
+        if (v === 0) continue;
+        for (let sp = 0; sp < inner; sp++) {
+          const base = (sp * rows + r) * O;
+          for (let o = 0; o < O; o++) e.add[o] += v * k[base + o];
+        }
+      }
+      for (let c = 0; c < C; c++) if (value[c] !== 0) folded++;
+    }
+    consumerRows.push({ layer: cons.name, removed_inputs: count * (rows / C), folded_constants: folded });
+    // config
+    const newC = C - count;
+    ch.producer.config[ch.producer.className === 'Dense' ? 'units' : 'filters'] = newC;
+    const S = rows / C;
+    let afterFlatten = false;
+    for (const l of [...ch.path, cons]) {
+      if (afterFlatten) fixRecordedShapes(l.entry, S * C, S * newC, true);
+      else fixRecordedShapes(l.entry, C, newC, true);
+      if (l.className === 'Flatten') afterFlatten = true;
+    }
+    removed[ch.producer.name] = count;
+  }
+  if (criterion !== 'dead') {
+    if (compensate) notes.push('removed units that are not constant have their probed mean folded into the next bias (a first-order correction): the outputs change, verify and fine-tune');
+    else notes.push(`pruning by ${criterion} changes the function: fine-tune after`);
+    if (approximate) notes.push(`${approximate} removed unit(s) feed a convolution that pads with zeros or has no bias: not compensated`);
+  }
+
+  // weights
+  let foldedFloat = 0;
+  const weights = model.weights.map((w) => {
+    const e = edits.get(w);
+    if (!e) return w;
+    if (e.add) {
+      const v = weightToFloat32(w);
+      for (let i = 0; i < v.length; i++) v[i] = Math.fround(v[i] + e.add[i]);
+      const sl = sliceBytes(new Uint8Array(v.buffer), w.shape, 4, e.keeps);
+      if (w.quantization) foldedFloat++;
+      return float32Weight({ storeName: w.storeName, layerPath: w.layerPath, key: w.key, shape: sl.dims, ...(w.group !== undefined ? { group: w.group } : {}) }, new Float32Array(sl.bytes.buffer));
+    }
+    const sl = sliceBytes(w.bytes, w.shape, bytesPerElement(w), e.keeps);
+    return { ...w, shape: sl.dims, bytes: sl.bytes };
+  });
+  if (foldedFloat) notes.push(`${foldedFloat} quantized bias(es) received folded constants and are written as float32`);
+  const any = Object.keys(removed).length > 0;
+  const pruned = any ? model.derive(config, weights) : model;
+  const before = sizeWithMacs(model);
+  const after = any ? sizeWithMacs(pruned) : before;
+  const plan: PrunePlan = {
+    criterion: opts.criterion,
+    scope,
+    ratio: opts.ratio ?? null,
+    threshold: opts.threshold ?? null,
+    exact: opts.criterion === 'dead',
+    groups,
+    removed,
+    consumers: consumerRows,
+    skipped,
+    notes,
+  };
+  if (!chains.length) notes.push('no Dense / Conv2D chain that can be pruned (see skipped)');
+  return {
+    model: pruned,
+    plan,
+    removed,
+    probe,
+    params_before: before.params,
+    params_after: after.params,
+    macs_before: before.macs,
+    macs_after: after.macs,
+    bytes_before: before.bytes,
+    bytes_after: after.bytes,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}

@@ -1,0 +1,208 @@
+/**
+ * Probing, dead-unit pruning and activation swap for Keras-topology models through the same API as ONNX:
+ * nsfwjs's real mobilenet_v2 (TF.js layers, uint8-quantized weights) and the Keras fixtures (.h5 / .keras).
+ * Oracles: TF.js running original and rewritten models on the same probe inputs (pruning 'dead' is exact),
+ * files written and read back, and refusals with their reasons.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadModel, probe, prune, saveModel, swapActivations } from '../../src/core/api';
+import { arr, num } from '../../src/core/formats/keras/json';
+import { float32Weight, KerasModel, weightToFloat32, type KWeight } from '../../src/core/formats/keras/model';
+import { buildGraph } from '../../src/core/formats/keras/topology';
+import { nsfwModel } from '../helpers/nsfwjs';
+
+const DIR = path.join(__dirname, '..', 'fixtures', 'keras');
+const SEEDED = { kind: 'random' as const, seed: 1 };
+
+let tmp = '';
+before(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-keras-prune-'))));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function layerConfig(m: KerasModel, name: string) {
+  const l = buildGraph(m.modelConfig).layers.find((x) => x.name === name);
+  assert.ok(l, name);
+  return l;
+}
+
+function dirBytes(dir: string): number {
+  return readdirSync(dir).reduce((s, f) => s + statSync(path.join(dir, f)).size, 0);
+}
+
+describe('Keras probe / prune on nsfwjs mobilenet_v2 (TF.js layers)', () => {
+  let model: KerasModel;
+  before(async () => {
+    model = (await loadModel(nsfwModel('mobilenet_v2'))) as KerasModel;
+  });
+
+  it('probes every activation layer, the fused Dense+relu head included, channels last', async () => {
+    const r = await probe(model, SEEDED, { samples: 8, batchSize: 4 });
+    assert.match(r.engine, /^tfjs-/);
+    assert.equal(r.samples, 8);
+    assert.deepEqual(r.input_shapes, { input_1: [4, 224, 224, 3] });
+    assert.equal(r.layers.length, 37); // 35 ReLU layers + dense_1, dense_2 (dense_3 is softmax: not an activation)
+    const d1 = r.layers.find((l) => l.name === 'dense_1')!;
+    const d2 = r.layers.find((l) => l.name === 'dense_2')!;
+    assert.equal(d1.op, 'Dense+relu');
+    assert.equal(d1.channels, 256);
+    assert.equal(d2.channels, 128);
+    assert.equal(d1.channel_axis, 1);
+    const relu = r.layers.find((l) => l.name === 'out_relu')!;
+    assert.deepEqual(relu.shape, [4, 7, 7, 1280]);
+    assert.equal(relu.channel_axis, 3);
+    // seeded normal inputs: many head units never fire (the issue sees the same on real images)
+    for (const l of [d1, d2, relu]) {
+      assert.ok(l.dead.length > 0 && l.dead.length < l.channels, `${l.name}: ${l.dead.length} dead`);
+      for (const c of l.dead) assert.ok(l.max[c] <= 0 && l.apoz[c] === 1);
+      assert.equal(l.count, l.name === 'out_relu' ? 8 * 49 : 8);
+    }
+  });
+
+  it("prunes dead units of Conv_1 and the dense head exactly, file and params shrink, reloads", async () => {
+    const r = await prune(model, { criterion: 'dead', inputs: SEEDED, samples: 8, batchSize: 4 });
+    assert.deepEqual(Object.keys(r.removed).sort(), ['Conv_1', 'dense_1', 'dense_2']);
+    assert.equal(r.verify.max_abs_error, 0, 'removing units that are exactly 0 changes nothing');
+    assert.equal(r.verify.samples, 8);
+    assert.ok(r.params_after < r.params_before && r.bytes_after < r.bytes_before);
+    assert.ok(r.macs_after! < r.macs_before!);
+    const reasons = r.plan.skipped.map((s) => s.reason).join('\n');
+    assert.match(reasons, /DepthwiseConv2D\) is depthwise/);
+    assert.match(reasons, /\(Add\) couples channels/);
+    assert.ok(r.plan.skipped.some((s) => s.layer === 'dense_3' && /model output/.test(s.reason)));
+    const pruned = r.model as KerasModel;
+    assert.equal(num(layerConfig(pruned, 'dense_1').config.units), 256 - r.removed.dense_1);
+    assert.equal(num(layerConfig(pruned, 'Conv_1').config.filters), 1280 - r.removed.Conv_1);
+    // quantized weights are sliced as stored: still uint8
+    const k = pruned.weights.find((w) => w.storeName === 'dense_1/kernel')!;
+    assert.deepEqual(k.shape, [1280 - r.removed.Conv_1, 256 - r.removed.dense_1]);
+    assert.equal(k.quantization?.dtype, 'uint8');
+    const outDir = path.join(tmp, 'nsfw');
+    mkdirSync(outDir);
+    const out = path.join(outDir, 'model.json');
+    await saveModel(pruned, out);
+    const srcDir = path.dirname(nsfwModel('mobilenet_v2'));
+    assert.ok(dirBytes(outDir) < dirBytes(srcDir), `${dirBytes(outDir)} bytes written, ${dirBytes(srcDir)} before`);
+    const back = (await loadModel(out)) as KerasModel;
+    const p = await probe(back, SEEDED, { samples: 4, batchSize: 4, layers: ['dense_1', 'dense_2'] });
+    assert.deepEqual(p.layers.map((l) => l.channels), [256 - r.removed.dense_1, 128 - r.removed.dense_2]);
+  });
+});
+
+/** seq_conv with conv_a filter 1 dead (zero kernel, bias pushing BN's output below 0) and conv_b filter 2 a constant */
+function withConstantUnits(m: KerasModel): KerasModel {
+  const byKey = (layer: string, key: string) => m.weightsOf([layer]).find((w) => w.key === key)!;
+  const gamma = weightToFloat32(byKey('bn_a', 'gamma'));
+  const mean = weightToFloat32(byKey('bn_a', 'moving_mean'));
+  const replace = new Map<KWeight, Float32Array>();
+  const ka = weightToFloat32(byKey('conv_a', 'kernel'));
+  for (let i = 1; i < ka.length; i += 4) ka[i] = 0;
+  const ba = weightToFloat32(byKey('conv_a', 'bias'));
+  ba[1] = mean[1] - Math.sign(gamma[1]) * 1000;
+  replace.set(byKey('conv_a', 'kernel'), ka).set(byKey('conv_a', 'bias'), ba);
+  const kb = weightToFloat32(byKey('conv_b', 'kernel'));
+  for (let i = 2; i < kb.length; i += 6) kb[i] = 0;
+  replace.set(byKey('conv_b', 'kernel'), kb);
+  return m.derive(m.modelConfig, m.weights.map((w) => (replace.has(w) ? float32Weight(w, replace.get(w)!) : w)));
+}
+
+describe('Keras fixtures: prune with constants folded, swap, refusals', () => {
+  for (const file of ['seq_conv.h5', 'seq_conv.keras']) {
+    it(`${file}: a dead filter and a constant filter (through Flatten) are removed, the constant folded into the Dense bias`, async () => {
+      const m = withConstantUnits((await loadModel(path.join(DIR, file))) as KerasModel);
+      const r = await prune(m, { criterion: 'dead', samples: 16 });
+      assert.deepEqual(r.removed, { conv_a: 1, conv_b: 1 });
+      const c = r.plan.consumers.find((x) => x.layer === 'dense_a')!;
+      assert.equal(c.removed_inputs, 16); // 4x4 positions of one channel after Flatten
+      const probed = r.probe!.layers.find((l) => l.name === 'relu_b')!;
+      assert.equal(c.folded_constants, probed.min[2] === 0 ? 0 : 1);
+      assert.ok(r.verify.max_rel_error < 1e-5, `max rel ${r.verify.max_rel_error}`);
+      const pruned = r.model as KerasModel;
+      assert.deepEqual(pruned.weightsOf(['conv_b']).find((w) => w.key === 'kernel')!.shape, [3, 3, 3, 5]);
+      assert.deepEqual(pruned.weightsOf(['dense_a']).find((w) => w.key === 'kernel')!.shape, [80, 8]);
+      const out = path.join(tmp, `pruned-${file}`);
+      await saveModel(pruned, out);
+      const back = (await loadModel(out)) as KerasModel;
+      if (file.endsWith('.keras')) assert.deepEqual(arr(layerConfig(back, 'dense_a').entry.build_config && (layerConfig(back, 'dense_a').entry.build_config as { input_shape: number[] }).input_shape), [null, 80]);
+      const p = await probe(back, SEEDED, { samples: 2 });
+      assert.deepEqual(p.layers.map((l) => l.channels), [3, 5]);
+    });
+  }
+
+  it('refuses criteria other than dead, and explains what is not pruned (depthwise, residual Add, transpose)', async () => {
+    const m = await loadModel(path.join(DIR, 'func_mixed.h5'));
+    await assert.rejects(prune(m, { criterion: 'l1' }), /needs a ratio/);
+    const r = await prune(m, { criterion: 'dead', samples: 4 });
+    assert.deepEqual(r.removed, {});
+    const reasons = Object.fromEntries(r.plan.skipped.map((s) => [s.layer, s.reason]));
+    assert.match(reasons.pw, /depthwise/);
+    assert.match(reasons.proj, /Add\) couples channels/);
+    assert.match(reasons.act_conv, /Conv2DTranspose\) in the path is not handled/);
+  });
+
+  it('seq_conv.keras: l1 / bn-gamma by ratio are not exact, written file reloads; no BN gamma -> not pruned by bn-gamma', async () => {
+    const m = await loadModel(path.join(DIR, 'seq_conv.keras'));
+    const r = await prune(m, { criterion: 'l1', ratio: 0.5, samples: 8 });
+    assert.deepEqual(r.removed, { conv_a: 2, conv_b: 3, dense_a: 4 });
+    assert.equal(r.plan.exact, false);
+    assert.ok(r.verify.max_abs_error > 0 && Number.isFinite(r.verify.max_abs_error));
+    assert.ok(r.params_after < r.params_before);
+    const out = path.join(tmp, 'l1.keras');
+    await saveModel(r.model, out);
+    const back = (await loadModel(out)) as KerasModel;
+    assert.equal(num(layerConfig(back, 'dense_a').config.units), 4);
+    const g = await prune(m, { criterion: 'bn-gamma', ratio: 0.5, samples: 8 });
+    assert.deepEqual(Object.keys(g.removed).sort(), ['conv_a', 'conv_b']);
+    assert.equal(g.plan.groups.find((x) => x.layers[0] === 'dense_a')!.reason, 'no BatchNorm scales these channels');
+  });
+
+  it('seq_conv.h5 -> selu: BatchNorms folded, ReLU layers become Activation(selu), written file reloads, deviation and depth profile reported', async () => {
+    const m = await loadModel(path.join(DIR, 'seq_conv.h5'));
+    const r = await swapActivations(m, { to: 'selu' }, SEEDED, { samples: 4 });
+    assert.equal(r.swapped, 2);
+    assert.equal(r.removed_bn, 3);
+    assert.ok(r.measurement.deviation.max_abs_error > 0);
+    assert.deepEqual(r.measurement.profile.map((p) => [p.layer, p.op_before, p.op_after]), [
+      ['relu_a', 'ReLU', 'Activation(selu)'],
+      ['relu_b', 'ReLU', 'Activation(selu)'],
+    ]);
+    const out = path.join(tmp, 'selu.h5');
+    await saveModel(r.model, out);
+    const back = (await loadModel(out)) as KerasModel;
+    assert.equal(layerConfig(back, 'relu_a').className, 'Activation');
+    assert.equal(layerConfig(back, 'relu_a').config.activation, 'selu');
+    assert.ok(!buildGraph(back.modelConfig).layers.some((l) => l.className === 'BatchNormalization'));
+  });
+
+  it('func_mixed.keras -> elu (fused relu too); leaky-relu refuses the fused activation TF.js cannot run', async () => {
+    const m = await loadModel(path.join(DIR, 'func_mixed.keras'));
+    const elu = await swapActivations(m, { to: 'elu' }, SEEDED, { samples: 2 });
+    assert.equal(elu.swapped, 3);
+    assert.equal(elu.removed_bn, 0);
+    assert.ok(elu.measurement.deviation.max_abs_error > 0);
+    const out = path.join(tmp, 'elu.keras');
+    await saveModel(elu.model, out);
+    const back = (await loadModel(out)) as KerasModel;
+    assert.equal(layerConfig(back, 'act_conv').config.activation, 'elu');
+    const leaky = await swapActivations(m, { to: 'leaky-relu', alpha: 0.1 }, SEEDED, { samples: 2 });
+    assert.equal(leaky.swapped, 2);
+    assert.deepEqual(leaky.skipped.map((s) => s.layer), ['act_conv']);
+    assert.match(leaky.skipped[0].reason, /does not run in TF\.js/);
+  });
+
+  it('selu recipe on a model with Dropout: AlphaDropout (.h5), reinit is seeded LeCun-normal', async () => {
+    const m = (await loadModel(path.join(DIR, 'doctor_seq.h5'))) as KerasModel;
+    const r = await swapActivations(m, { to: 'selu', reinit: true, seed: 7 }, SEEDED, { samples: 2 });
+    const dropouts = buildGraph(m.modelConfig).layers.filter((l) => l.className === 'Dropout').length;
+    assert.ok(dropouts > 0);
+    assert.equal(r.replaced_dropout, dropouts);
+    assert.ok(buildGraph((r.model as KerasModel).modelConfig).layers.some((l) => l.className === 'AlphaDropout'));
+    const again = await swapActivations(m, { to: 'selu', reinit: true, seed: 7 }, SEEDED, { samples: 1 });
+    const k = (x: KerasModel) => weightToFloat32(x.weights.find((w) => w.key === 'kernel')!);
+    assert.deepEqual(k(r.model as KerasModel), k(again.model as KerasModel));
+    assert.notDeepEqual(k(r.model as KerasModel), k(m));
+    assert.ok(r.notes.some((n) => /LeCun-normal/.test(n)));
+  });
+});
