@@ -1,6 +1,6 @@
 /**
  * Probe Activations (dead neurons), issue #5 "Views": a webview panel of its own (dist/heatmap.js) next to the
- * Model Surgeon editor. It probes the model of the editor's document (ONNX) under a cancellable progress,
+ * Model Surgeon editor. It probes the model of the editor's document (ONNX, Keras, TF.js layers) under a cancellable progress,
  * shows an APoZ heatmap (layers x channels), the dead fraction per layer and the activation mean/variance by
  * depth, and previews + applies "Prune dead units" and "Swap activation" as undoable edits of that document.
  */
@@ -78,9 +78,10 @@ function inputSource(s: ProbeSettings): core.InputSource {
   return s.source.kind === 'random' ? { kind: 'random', seed: s.source.seed } : core.inputSourceFromPath(s.source.path);
 }
 
-function requireOnnx(model: Model, name: string): void {
-  if (model.format !== 'onnx') {
-    throw new core.ModelError(`Probe Activations supports ONNX models for now; ${name} is a ${model.format} model.`);
+/** the core probes ONNX, TF.js layers and Keras models; TF.js graph models are refused there with a clear message */
+function requireProbeable(model: Model, name: string): void {
+  if (model.format === 'tfjs-graph') {
+    throw new core.ModelError(`Probe Activations supports ONNX, Keras and TF.js layers models; ${name} is a TF.js graph model.`);
   }
 }
 
@@ -272,7 +273,7 @@ class HeatmapPanel {
   private currentModel(): Model {
     const model = this.document.model;
     if (!model) throw new core.ModelError(this.document.loadError ?? `${this.document.fileName} is not open.`);
-    requireOnnx(model, this.document.fileName);
+    requireProbeable(model, this.document.fileName);
     return model;
   }
 
@@ -413,7 +414,7 @@ export function registerHeatmap(context: vscode.ExtensionContext, editors: Model
     const opts = isRecord(optionsOnly ? arg : options) ? ((optionsOnly ? arg : options) as Record<string, unknown>) : {};
     const target = optionsOnly ? undefined : arg;
     const uri = uriFromArg(target) ?? activeModelUri() ?? editors.activeOrLastSession()?.document.uri;
-    if (!uri) throw new core.ModelError('Open a model in Model Surgeon (or right-click an .onnx file) to probe its activations.');
+    if (!uri) throw new core.ModelError('Open a model in Model Surgeon (or right-click a model file) to probe its activations.');
     const name = baseName(uri);
     const base = store.get(uri);
     const settings: ProbeSettings = sanitizeProbeSettings({
@@ -426,7 +427,7 @@ export function registerHeatmap(context: vscode.ExtensionContext, editors: Model
       const open = editors.documentFor(uri);
       if (open) await open.whenIdle();
       const model = open?.model ?? (await loadModelFromUri(uri));
-      requireOnnx(model, name);
+      requireProbeable(model, name);
       const report = await runProbe(model, settings, name);
       return {
         file: name,
@@ -452,7 +453,7 @@ export function registerHeatmap(context: vscode.ExtensionContext, editors: Model
     await document.whenIdle();
     const model = document.model;
     if (!model) throw new core.ModelError(document.loadError ?? `${name} could not be opened.`);
-    requireOnnx(model, name);
+    requireProbeable(model, name);
 
     const panel = vscode.window.createWebviewPanel('modelSurgeon.heatmap', `Activations: ${name}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false }, {
       enableScripts: true,
