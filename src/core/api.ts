@@ -30,7 +30,7 @@ import type { InputSource, OpenInputsOptions } from './analysis/probe-inputs';
 import { applyPrune, type PruneOptions, type PruneResult } from './formats/onnx/prune';
 import { measureSwap, swapActivation, type SwapMeasurement, type SwapOptions, type SwapResult } from './formats/onnx/swap-activation';
 import type { ProbeReport } from './types';
-import type { FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
+import type { Finding, FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
 import { describeFsError } from './util/fs';
 import { zipEntries, type ZipEntry } from './util/zip';
 
@@ -216,13 +216,19 @@ export async function loadModelBytesAsync(bytes: Uint8Array, baseDir: string, na
 }
 
 /** inspect's findings completed by the BatchNorm / Dropout audits (an audit that cannot run adds nothing) */
-function withAudit(model: Model, report: InspectReport, dims: Record<string, number> | undefined): InspectReport {
-  try {
-    report.findings = mergeFindings(report.findings, auditWith(handlerFor(model), model, dims ? { dims } : {}).findings);
-  } catch {
-    // the audits are extra information: inspect stands without them
-  }
+function withAudit(model: Model, report: InspectReport, dims: Record<string, number> | undefined, precomputed?: Finding[] | null): InspectReport {
+  const audited = precomputed !== undefined ? precomputed : auditFindings(model, dims);
+  if (audited) report.findings = mergeFindings(report.findings, audited);
   return report;
+}
+
+/** the audits' findings, or null when they cannot run (they are extra information: inspect stands without them) */
+function auditFindings(model: Model, dims: Record<string, number> | undefined): Finding[] | null {
+  try {
+    return auditWith(handlerFor(model), model, dims ? { dims } : {}).findings;
+  } catch {
+    return null;
+  }
 }
 
 export function inspect(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): InspectReport {
@@ -231,7 +237,10 @@ export function inspect(model: Model, opts: InspectOptions & { dims?: Record<str
 
 /** inspect, with the statistics of large models computed on two cores (what the CLI and the editor use) */
 export async function inspectAsync(model: Model, opts: InspectOptions & { dims?: Record<string, number> } = {}): Promise<InspectReport> {
-  return withAudit(model, await buildReportAsync(handlerFor(model).graphView(model, opts.dims), opts), opts.dims);
+  // the audits run on this thread while the statistics worker starts and takes the first tensors
+  let audited: Finding[] | null = null;
+  const report = await buildReportAsync(handlerFor(model).graphView(model, opts.dims), opts, () => (audited = auditFindings(model, opts.dims)));
+  return withAudit(model, report, opts.dims, audited);
 }
 
 /** the BatchNorm and Dropout audits: batch-size-1 hazards with the effective batch per BN, findings with fixes */

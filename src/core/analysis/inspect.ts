@@ -19,10 +19,11 @@ export function buildReport(view: GraphView, opts: InspectOptions = {}): Inspect
   return finish(view, view.layers.map((l) => layerReport(l, withStats)));
 }
 
-/** the same report, with the weight statistics of large models computed on two cores */
-export async function buildReportAsync(view: GraphView, opts: InspectOptions = {}): Promise<InspectReport> {
+/** the same report, with the weight statistics of large models computed on two cores; `meanwhile` runs while the worker starts */
+export async function buildReportAsync(view: GraphView, opts: InspectOptions = {}, meanwhile?: () => void): Promise<InspectReport> {
   const layers = view.layers.map((l) => layerReport(l, false));
-  if (opts.stats !== false) {
+  if (opts.stats === false) meanwhile?.();
+  else {
     const jobs: { w: WeightView; t: TensorSummary }[] = [];
     view.layers.forEach((l, i) =>
       l.weights.forEach((w, k) => {
@@ -31,6 +32,8 @@ export async function buildReportAsync(view: GraphView, opts: InspectOptions = {
     );
     const stats = await statsParallel(
       jobs.map(({ w }) => ({ shape: w.statsShape ?? w.shape, channelAxis: w.channelAxis, groups: w.groups, count: w.shape.reduce((p, v) => p * v, 1), read: () => w.read(), peek: () => w.peek(), shared: () => w.shared?.() ?? null })),
+      undefined,
+      meanwhile,
     );
     jobs.forEach((j, k) => (j.t.stats = stats[k]));
   }

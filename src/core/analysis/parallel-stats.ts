@@ -64,11 +64,15 @@ export const PARALLEL_THRESHOLD = 4_000_000;
  * first, that both threads take from through an atomic counter: the worker joins when it has started and
  * neither thread waits for the other while work is left. Other tensors: the calling thread computes them,
  * except when nothing is shared, where about half of the bytes (largest first) are copied to the worker.
+ * `meanwhile` runs on the calling thread right after the worker was given its work.
  */
-export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THRESHOLD): Promise<WeightStats[]> {
+export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THRESHOLD, meanwhile?: () => void): Promise<WeightStats[]> {
   const total = jobs.reduce((s, j) => s + j.count, 0);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  if (total < minElements || cores < 2) return jobs.map((j) => weightStats(j.peek(), j.shape, j.channelAxis, j.groups));
+  if (total < minElements || cores < 2) {
+    meanwhile?.();
+    return jobs.map((j) => weightStats(j.peek(), j.shape, j.channelAxis, j.groups));
+  }
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].count - jobs[a].count);
   const sharedOf = new Map<number, SharedFloat32>();
   for (const i of order) {
@@ -104,6 +108,8 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
       { next, queue, owned: ownedPayload },
       ownedPayload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
     );
+    // other work of the caller runs while the worker starts and takes the first tensors
+    meanwhile?.();
     const results = new Array<WeightStats>(jobs.length);
     for (;;) {
       const k = Atomics.add(next, 0, 1);
