@@ -53,7 +53,8 @@ Usage:
       Apply one of the fixes findings point at, verified like fold-bn unless it changes the
       outputs on purpose (then the deviation is reported, not gated).
       ONNX: fold-batchnorm-forward, batchnorm-to-affine, remove-dropout, batchnorm-eval-mode.
-      TF.js layers / Keras: remove-dropout; set-dropout-rate --rate P (a training-time
+      TF.js layers / Keras: fold-batchnorm-forward, batchnorm-to-affine (a 1x1
+      DepthwiseConv2D on NHWC maps), remove-dropout; set-dropout-rate --rate P (a training-time
       setting, inference unchanged); replace-batchnorm-groupnorm [--groups G] (BatchNorm ->
       GroupNormalization, or LayerNormalization on [N, C]; needs fine-tuning; TF.js has no
       GroupNormalization, so that deviation is not measured). --layer limits them to layers.

@@ -15,6 +15,7 @@ import type { FormatHandler } from './formats/handler';
 import { auditKerasBatchNorm, auditKerasDropout, planKerasMemory } from './formats/keras/doctor';
 import { KerasModel } from './formats/keras/model';
 import { applyKerasDropoutRate, applyKerasRemoveDropout, planKerasDropoutRate, planKerasRemoveDropout } from './formats/keras/rewrite-dropout';
+import { applyKerasBatchNormToAffine, applyKerasFoldForward, planKerasBatchNormToAffine, planKerasFoldForward } from './formats/keras/rewrite-fold-bn-forward';
 import { applyKerasReplaceBatchNorm, planKerasReplaceBatchNorm } from './formats/keras/rewrite-groupnorm';
 import { auditOnnxBatchNorm, auditOnnxDropout, planOnnxMemory } from './formats/onnx/doctor';
 import { OnnxModel } from './formats/onnx/model';
@@ -49,7 +50,7 @@ export function auditWith(handler: FormatHandler, model: Model, opts: AuditOptio
     batchnorm = auditOnnxBatchNorm(model, opts);
     dropout = auditOnnxDropout(model);
   } else if (model instanceof KerasModel) {
-    const fixes: FixId[] = ['fold-batchnorm', ...(handler.freeze ? (['freeze-batchnorm'] as FixId[]) : []), 'replace-batchnorm-groupnorm'];
+    const fixes: FixId[] = ['fold-batchnorm', 'fold-batchnorm-forward', 'batchnorm-to-affine', ...(handler.freeze ? (['freeze-batchnorm'] as FixId[]) : []), 'replace-batchnorm-groupnorm'];
     batchnorm = auditKerasBatchNorm(model, opts, fixes);
     dropout = auditKerasDropout(model, opts.dims ? { dims: opts.dims } : {});
   } else {
@@ -88,7 +89,7 @@ export type DoctorRewrite = 'fold-batchnorm-forward' | 'batchnorm-to-affine' | '
 export const DOCTOR_REWRITES: readonly DoctorRewrite[] = ['fold-batchnorm-forward', 'batchnorm-to-affine', 'batchnorm-eval-mode', 'remove-dropout', 'replace-batchnorm-groupnorm', 'set-dropout-rate'];
 /** the rewrites each format family has */
 export const ONNX_REWRITES: readonly DoctorRewrite[] = ['fold-batchnorm-forward', 'batchnorm-to-affine', 'batchnorm-eval-mode', 'remove-dropout'];
-export const KERAS_REWRITES: readonly DoctorRewrite[] = ['remove-dropout', 'replace-batchnorm-groupnorm', 'set-dropout-rate'];
+export const KERAS_REWRITES: readonly DoctorRewrite[] = ['fold-batchnorm-forward', 'batchnorm-to-affine', 'remove-dropout', 'replace-batchnorm-groupnorm', 'set-dropout-rate'];
 
 /** settings of the rewrites that take any (Keras / TF.js layers models) */
 export interface FixOptions {
@@ -132,6 +133,8 @@ function kerasRateOptions(opts: FixOptions): { rate: number; layers?: string[] }
 export function planDoctorRewrite(model: Model, id: DoctorRewrite, opts: FixOptions = {}): FoldPlan | RewritePlan {
   if (model instanceof KerasModel && KERAS_REWRITES.includes(id)) {
     const filter = opts.layers ? { layers: opts.layers } : {};
+    if (id === 'fold-batchnorm-forward') return planKerasFoldForward(model);
+    if (id === 'batchnorm-to-affine') return planKerasBatchNormToAffine(model);
     if (id === 'remove-dropout') return planKerasRemoveDropout(model, filter);
     if (id === 'set-dropout-rate') return planKerasDropoutRate(model, kerasRateOptions(opts));
     return planKerasReplaceBatchNorm(model, { ...filter, ...(opts.groups !== undefined ? { groups: opts.groups } : {}) });
@@ -152,6 +155,10 @@ export function planDoctorRewrite(model: Model, id: DoctorRewrite, opts: FixOpti
 export function applyDoctorRewrite(model: Model, id: DoctorRewrite, opts: FixOptions = {}): DoctorRewriteResult {
   if (model instanceof KerasModel && KERAS_REWRITES.includes(id)) {
     const filter = opts.layers ? { layers: opts.layers } : {};
+    if (id === 'fold-batchnorm-forward' || id === 'batchnorm-to-affine') {
+      const r = id === 'fold-batchnorm-forward' ? applyKerasFoldForward(model) : applyKerasBatchNormToAffine(model);
+      return { model: r.model, plan: r.plan, applied: r.plan.candidates.length, preserves_outputs: true, notes: [], unverifiable: null };
+    }
     if (id === 'remove-dropout') {
       const r = applyKerasRemoveDropout(model, filter);
       return { model: r.model, plan: r.plan, applied: r.plan.candidates.length, preserves_outputs: true, notes: [], unverifiable: null };

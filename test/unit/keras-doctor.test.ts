@@ -228,8 +228,10 @@ function funcRows(n: number, h: number, w: number) {
   const w2 = Math.ceil(w / 2);
   return [
     ['bn1', 'spatial', n * h * w, 'backward', 'conv1'],
-    ['bn2', 'spatial', n * h2 * w2, null, 'drop_a'],
-    ['bn_gap', 'global-pooled', n, null, 'gap'],
+    // bn2 (after a Dropout, before a stride-2 'same' conv) folds neither way: a 1x1 DepthwiseConv2D (batchnorm-to-affine)
+    ['bn2', 'spatial', n * h2 * w2, 'affine', 'drop_a'],
+    // bn_gap folds forward into dense1
+    ['bn_gap', 'global-pooled', n, 'forward', 'gap'],
     ['bn_d', 'dense', n, 'backward', 'dense1'],
   ];
 }
@@ -293,7 +295,6 @@ for (const ext of ['h5', 'keras'] as const) {
           'bn-negative-gamma:bn1+bn2+bn_gap+bn_d',
         ].sort().concat([
           'bn-unfoldable:bn2',
-          'bn-unfoldable:bn_gap',
           'dropout-before-bn:drop_a+bn2',
           'dropout-before-bn:sdrop+bn2',
           'dropout-in-inference-graph:drop_a',
@@ -301,10 +302,11 @@ for (const ext of ['h5', 'keras'] as const) {
           'dropout-in-inference-graph:sdrop',
         ]));
         const get = (code: string, layer: string) => r.findings.find((f) => f.code === code && f.layers[0] === layer)!;
-        // foldable for inference -> fold; not foldable -> freeze for fine-tuning; GroupNorm/LayerNorm always offered
+        // foldable for inference (either way) -> fold; freeze / GroupNorm/LayerNorm for fine-tuning always offered
         assert.equal(get(hazard, 'bn_d').fix, 'fold-batchnorm');
-        assert.equal(get(hazard, 'bn_gap').fix, 'freeze-batchnorm');
-        assert.deepEqual(get(hazard, 'bn_gap').fixes, ['freeze-batchnorm', 'replace-batchnorm-groupnorm']);
+        assert.equal(get(hazard, 'bn_gap').fix, 'fold-batchnorm-forward');
+        assert.deepEqual(get(hazard, 'bn_gap').fixes, ['fold-batchnorm-forward', 'freeze-batchnorm', 'replace-batchnorm-groupnorm']);
+        assert.equal(get('bn-unfoldable', 'bn2').fix, 'batchnorm-to-affine');
         assert.match(get(hazard, 'bn_gap').message, /follows global pooling/);
         assert.equal(get('dropout-in-inference-graph', 'sdrop').fix, 'remove-dropout');
         assert.deepEqual(get('dropout-in-inference-graph', 'sdrop').fixes, ['remove-dropout', 'set-dropout-rate']);
@@ -544,7 +546,7 @@ describe('Keras doctor: training=True calls, nested models, errors', () => {
     assert.throws(() => applyFix(m, 'remove-dropout', { layers: ['nope'] }), /no layer named 'nope'/);
     assert.throws(() => applyFix(m, 'set-dropout-rate', { rate: 0.1, layers: ['bn_a'] }), /bn_a' is a BatchNormalization, not a dropout layer/);
     assert.throws(() => applyFix(m, 'replace-batchnorm-groupnorm', { layers: ['drop'] }), /not a BatchNormalization layer/);
-    assert.throws(() => applyFix(m, 'batchnorm-to-affine'), /available for ONNX models/);
+    assert.throws(() => applyFix(m, 'batchnorm-eval-mode'), /available for ONNX models/);
     const onnx = await loadModel(path.join(__dirname, '..', 'fixtures', 'onnx-doctor', 'linear_bn1d_b1', 'model.onnx'));
     assert.throws(() => applyFix(onnx, 'set-dropout-rate', { rate: 0.1 }), /available for Keras and TF.js layers models/);
     assert.throws(() => applyFix(onnx, 'replace-batchnorm-groupnorm'), /available for Keras and TF.js layers models/);

@@ -10,12 +10,13 @@ import { auditBatchNorm } from '../../analysis/batchnorm-audit';
 import type { DoctorGraphView, DoctorLayerView } from '../../analysis/doctor-view';
 import { auditDropout } from '../../analysis/dropout-audit';
 import { planMemory, type MemoryPlanOptions } from '../../analysis/memory-planner';
-import type { BatchNormAuditReport, DropoutAuditReport, Finding, FixId, MemoryPlanReport, SkippedCandidate } from '../../types';
+import type { BatchNormAuditReport, DropoutAuditReport, Finding, FixId, MemoryPlanReport } from '../../types';
 import { bnAxis, planKerasFold } from './fold';
 import { activationName, buildKerasViewParts, canonicalKerasOp, type Shape } from './graph';
 import { num } from './json';
 import type { KerasModel } from './model';
 import { DROPOUT_CLASSES, planKerasRemoveDropout } from './rewrite-dropout';
+import { planKerasBatchNormToAffine, planKerasFoldForward } from './rewrite-fold-bn-forward';
 
 export interface KerasDoctorViewOptions {
   /** values for symbolic input dims by name ('batch', '<input>_dim<k>') */
@@ -97,18 +98,13 @@ function auditShapes(model: KerasModel, opts: KerasAuditOptions): { shapes: Reco
   return { shapes, batch, source };
 }
 
-const FORWARD_NOTE = 'folding into the following layer is an ONNX rewrite (fold-batchnorm-forward), not available for Keras/TF.js models in this version';
-
-export function auditKerasBatchNorm(model: KerasModel, opts: KerasAuditOptions = {}, available: FixId[] = ['fold-batchnorm', 'freeze-batchnorm', 'replace-batchnorm-groupnorm']): BatchNormAuditReport {
+export function auditKerasBatchNorm(model: KerasModel, opts: KerasAuditOptions = {}, available: FixId[] = ['fold-batchnorm', 'fold-batchnorm-forward', 'batchnorm-to-affine', 'freeze-batchnorm', 'replace-batchnorm-groupnorm']): BatchNormAuditReport {
   const { shapes, batch, source } = auditShapes(model, opts);
   const view = buildKerasDoctorView(model, { inputShapes: shapes });
   const backward = planKerasFold(model);
-  const folded = new Set(backward.candidates.map((c) => c.batchnorm));
-  const forward: { candidates: never[]; skipped: SkippedCandidate[] } = {
-    candidates: [],
-    skipped: view.layers.filter((l) => l.op === 'BatchNorm' && !folded.has(l.name)).map((l) => ({ layer: l.name, reason: FORWARD_NOTE })),
-  };
-  const report = auditBatchNorm(view, { batchSize: batch ?? 1, batchSource: batch === null ? 'assumed' : source, backward, forward, available });
+  const forward = planKerasFoldForward(model);
+  const affine = planKerasBatchNormToAffine(model);
+  const report = auditBatchNorm(view, { batchSize: batch ?? 1, batchSource: batch === null ? 'assumed' : source, backward, forward, affine, available });
   // Keras global pooling drops the spatial axes ([N, C], not [N, 1, 1, C]): the neutral audit calls that a
   // plain [N, C] tensor; say where it comes from
   const pooled = new Set(report.rows.filter((r) => r.context === 'vector' && afterGlobalPooling(view, r.layer)).map((r) => r.layer));
@@ -152,9 +148,17 @@ function kerasBatchNormWording(f: Finding, pooled: Set<string>): Finding {
         'Intentional only for special setups; calling it without training=True makes it use the moving statistics (the outputs change, by design). It cannot be folded while it uses batch statistics.',
     };
   }
-  if (f.code === 'bn-unfoldable' && f.message.includes(FORWARD_NOTE)) {
-    // the neutral text names the ONNX affine rewrite; Keras has freeze / GroupNorm instead
-    return { ...f, message: f.message.replace(`Into the layer after it: ${FORWARD_NOTE}.`, 'Folding it into the layer after it is an ONNX rewrite, not available for Keras/TF.js models. It stays a BatchNormalization layer (for fine-tuning: freeze-batchnorm, or replace-batchnorm-groupnorm).') };
+  if (f.code === 'bn-unfoldable') {
+    // the neutral text names the ONNX affine form (Mul + Add); in Keras it is a 1x1 DepthwiseConv2D
+    const affine = f.fix === 'batchnorm-to-affine';
+    return {
+      ...f,
+      message:
+        f.message.replace(' It can still become one constant per-channel scale and shift (Mul + Add).', '') +
+        (affine
+          ? ' It can still become one constant per-channel scale and shift: a DepthwiseConv2D with a 1x1 kernel (batchnorm-to-affine).'
+          : ' It stays a BatchNormalization layer (for fine-tuning: freeze-batchnorm, or replace-batchnorm-groupnorm).'),
+    };
   }
   return f;
 }

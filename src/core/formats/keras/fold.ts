@@ -140,8 +140,12 @@ function analyse(model: KerasModel, root: KGraph): { plan: FoldPlan; actions: Ac
   return { plan: { candidates, skipped }, actions };
 }
 
+/** the plan of applyKerasFold, chains (Conv -> BN -> BN) included */
 export function planKerasFold(model: KerasModel): FoldPlan {
-  return analyse(model, buildGraph(model.modelConfig)).plan;
+  const first = analyse(model, buildGraph(model.modelConfig)).plan;
+  // a BN reading a foldable BN folds once that one has: only then is the repeated apply needed
+  const chained = first.skipped.some((s) => first.candidates.some((c) => s.reason.startsWith(`${c.batchnorm} (BatchNormalization)`)));
+  return chained ? applyKerasFold(model).plan : first;
 }
 
 /** storage name for a bias added next to `kernel`, in the container's convention */
@@ -189,7 +193,29 @@ export function rewire(g: KGraph, from: string, to: string, toNode: number, toTe
   }
 }
 
+/**
+ * Folds every foldable BN; repeats until nothing folds, so chains (Conv -> BN -> BN) fold completely (the
+ * candidates of every pass, the skips of the last).
+ */
 export function applyKerasFold(model: KerasModel, opts: KerasFoldOptions = {}): KerasFoldOutcome {
+  let r = applyKerasFoldOnce(model, opts);
+  const candidates = [...r.plan.candidates];
+  const notes = [...r.notes];
+  let reqErr = r.requantize_max_error;
+  let current = r.model;
+  for (let round = 0; r.plan.candidates.length > 0 && round < 64; round++) {
+    r = applyKerasFoldOnce(current, opts);
+    if (!r.plan.candidates.length) break;
+    candidates.push(...r.plan.candidates);
+    for (const n of r.notes) if (!notes.includes(n)) notes.push(n);
+    if (r.requantize_max_error !== null) reqErr = Math.max(reqErr ?? 0, r.requantize_max_error);
+    current = r.model;
+  }
+  const folded = new Set(candidates.map((c) => c.batchnorm));
+  return { model: current, plan: { candidates, skipped: r.plan.skipped.filter((s) => !folded.has(s.layer)) }, notes, requantize_max_error: reqErr };
+}
+
+function applyKerasFoldOnce(model: KerasModel, opts: KerasFoldOptions): KerasFoldOutcome {
   const config = clone(model.modelConfig);
   const root = buildGraph(config);
   const { plan, actions } = analyse(model, root);
