@@ -48,6 +48,24 @@ Usage:
       activation memory per layer for inference and training, parameters, gradients,
       optimizer state, the largest batch that fits SIZE (e.g. 12GiB), and crops versus full
       images.
+  model-surgeon probe <model> [--json] [--samples N] [--batch-size B] [--inputs PATH] [--dim NAME=N ...]
+                      [--apoz-threshold T]
+      Run the model on probe inputs (seeded N(0,1) by default; or a folder of .png/.jpg images,
+      a .npy/.npz file or a JSON array) and report, for every activation layer, per-channel
+      APoZ (fraction of non-positive outputs), mean, variance, max, and the dead (never
+      positive) and constant units.
+  model-surgeon prune <model> -o <out> (--dead | --ratio R --criterion l1|l2|bn-gamma|apoz)
+                      [--scope layer|global] [--samples N] [--inputs PATH] [--json] [--force]
+      Remove units/channels physically (the producing layer's rows, its BatchNorm, the
+      consumer's columns; coupled channels together) and verify both models on the same probe
+      inputs. --dead is exact on those inputs (a removed constant unit is folded into the
+      consumer's bias): nothing is written above the tolerance unless --force. Magnitude/APoZ
+      criteria change the function: the deviation is reported (fine-tune after).
+  model-surgeon swap-activation <model> --to selu|elu|gelu|leaky-relu [--from relu,relu6,leaky-relu]
+                      -o <out> [--json] [--samples N] [--inputs PATH]
+      Replace activations (the SELU recipe folds BatchNorm first). A swap changes a trained
+      model's function: the deviation and the activation mean/variance by depth before and
+      after are reported.
   model-surgeon fix <model> <fix> -o <out> [--json] [--layer NAME ...] [--rate P]
                     [--groups G] [verification options]
       Apply one of the fixes findings point at, verified like fold-bn unless it changes the
@@ -77,6 +95,12 @@ Options:
   --layer NAME    fix (Keras/TF.js): only this layer (repeat, or NAME,NAME)
   --groups G      fix replace-batchnorm-groupnorm: GroupNormalization groups (default 32, at
                   least 2 channels per group; the largest divisor of the channel count <= G)
+  --inputs PATH   probe / prune / swap-activation: probe inputs (image folder, .npy, .npz, .json)
+  --batch-size B  probe: samples per run (default 16)
+  --apoz-threshold T  probe: APoZ at or above which a unit counts as dead (default 1: never positive)
+  --dead          prune: remove the units that are constant (dead) on the probe inputs
+  --ratio R       prune: fraction of channels to remove (with --criterion; --scope layer|global)
+  --to / --from   swap-activation: target and source activations
   -h, --help      this help;  -V, --version  the version
 
 Exit codes: 0 ok, 1 bad input or failure, 2 usage error, 3 verification above tolerance,

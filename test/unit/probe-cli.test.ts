@@ -78,3 +78,10 @@ describe('model-surgeon probe / prune / swap-activation', () => {
     }
   });
 });
+
+describe('--help names every command', () => {
+  it('lists probe, prune, swap-activation, audit, plan, fix', () => {
+    const r = run('--help');
+    for (const c of ['inspect', 'fold-bn', 'freeze-bn', 'verify', 'audit', 'plan', 'fix', 'probe', 'prune', 'swap-activation']) assert.match(r.stdout, new RegExp(`model-surgeon ${c} `), c);
+  });
+});
