@@ -20,7 +20,7 @@ import { isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/mode
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, OutputError, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
-import { ChannelStats, channelLayout } from './streaming-stats';
+import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
 
 type Ort = ReturnType<typeof loadOrt>;
 
@@ -245,41 +245,7 @@ export async function createProbeSession(ort: Ort, bytes: Uint8Array, optimizati
 }
 
 function summarize(t: Target, threshold: number): ProbeLayerReport {
-  const s = t.stats ?? new ChannelStats(0);
-  const C = s.channels;
-  const apoz = s.apoz();
-  const variance = s.variance();
-  const dead: number[] = [];
-  const constant: number[] = [];
-  const constantValues: number[] = [];
-  for (let c = 0; c < C; c++) {
-    const isDead = s.count > 0 && (threshold === 1 ? s.max[c] <= 0 : apoz[c] >= threshold);
-    if (isDead) dead.push(c);
-    else if (s.count > 0 && s.min[c] === s.max[c]) {
-      constant.push(c);
-      constantValues.push(s.min[c]);
-    }
-  }
-  const total = s.total();
-  return {
-    name: t.name,
-    op: t.op,
-    output: t.output,
-    shape: t.shape ?? [],
-    channel_axis: t.fixedAxis ?? 1,
-    channels: C,
-    dead,
-    constant,
-    constant_values: constantValues,
-    apoz: Array.from(apoz),
-    mean: Array.from(s.mean),
-    var: Array.from(variance),
-    max: Array.from(s.max),
-    min: Array.from(s.min),
-    layer_mean: total.mean,
-    layer_var: total.variance,
-    count: s.count,
-  };
+  return summarizeChannels(t.stats, threshold, { name: t.name, op: t.op, output: t.output, shape: t.shape, channelAxis: t.fixedAxis ?? 1 });
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ProbeLayerReport } from '../types';
 /**
  * Streaming per-channel statistics of activation tensors: memory stays O(channels) however many samples
  * pass. Each block (one batch of one tensor) is reduced in one pass per channel with a shifted sum of squares
@@ -188,4 +189,50 @@ export class ChannelStats {
     for (let c = 0; c < this.channels; c++) agg = mergeMoments(agg, { count: this.count, mean: this.mean[c], m2: this.m2[c] });
     return { mean: agg.mean, variance: agg.count > 0 ? agg.m2 / agg.count : 0, count: agg.count };
   }
+}
+
+/**
+ * The per-layer probe report of streamed statistics: dead = never positive (or APoZ >= threshold when one is
+ * set), constant = the same value on every probe and not dead.
+ */
+export function summarizeChannels(
+  stats: ChannelStats | undefined,
+  threshold: number,
+  where: { name: string; op: string; output: string; shape: number[] | undefined; channelAxis: number },
+): ProbeLayerReport {
+  const s = stats ?? new ChannelStats(0);
+  const C = s.channels;
+  const apoz = s.apoz();
+  const variance = s.variance();
+  const dead: number[] = [];
+  const constant: number[] = [];
+  const constantValues: number[] = [];
+  for (let c = 0; c < C; c++) {
+    const isDead = s.count > 0 && (threshold === 1 ? s.max[c] <= 0 : apoz[c] >= threshold);
+    if (isDead) dead.push(c);
+    else if (s.count > 0 && s.min[c] === s.max[c]) {
+      constant.push(c);
+      constantValues.push(s.min[c]);
+    }
+  }
+  const total = s.total();
+  return {
+    name: where.name,
+    op: where.op,
+    output: where.output,
+    shape: where.shape ?? [],
+    channel_axis: where.channelAxis,
+    channels: C,
+    dead,
+    constant,
+    constant_values: constantValues,
+    apoz: Array.from(apoz),
+    mean: Array.from(s.mean),
+    var: Array.from(variance),
+    max: Array.from(s.max),
+    min: Array.from(s.min),
+    layer_mean: total.mean,
+    layer_var: total.variance,
+    count: s.count,
+  };
 }

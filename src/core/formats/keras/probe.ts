@@ -10,7 +10,7 @@
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as TfLayers from '@tensorflow/tfjs-layers';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from '../../analysis/probe-inputs';
-import { ChannelStats, channelLayout } from '../../analysis/streaming-stats';
+import { ChannelStats, channelLayout, summarizeChannels } from '../../analysis/streaming-stats';
 import { loadTfjs, tfLayers, type Tf } from '../../engines/tfjs';
 import { firstLine } from '../../engines/onnxruntime';
 import { ModelError } from '../../errors';
@@ -182,41 +182,7 @@ export async function probeKeras(model: KerasModel, source: InputSource | ProbeI
 }
 
 function summarize(t: Target, threshold: number): ProbeLayerReport {
-  const s = t.stats ?? new ChannelStats(0);
-  const C = s.channels;
-  const apoz = s.apoz();
-  const variance = s.variance();
-  const dead: number[] = [];
-  const constant: number[] = [];
-  const constantValues: number[] = [];
-  for (let c = 0; c < C; c++) {
-    const isDead = s.count > 0 && (threshold === 1 ? s.max[c] <= 0 : apoz[c] >= threshold);
-    if (isDead) dead.push(c);
-    else if (s.count > 0 && s.min[c] === s.max[c]) {
-      constant.push(c);
-      constantValues.push(s.min[c]);
-    }
-  }
-  const total = s.total();
-  return {
-    name: t.name,
-    op: t.op,
-    output: t.name,
-    shape: t.shape ?? [],
-    channel_axis: t.axis ?? 0,
-    channels: C,
-    dead,
-    constant,
-    constant_values: constantValues,
-    apoz: Array.from(apoz),
-    mean: Array.from(s.mean),
-    var: Array.from(variance),
-    max: Array.from(s.max),
-    min: Array.from(s.min),
-    layer_mean: total.mean,
-    layer_var: total.variance,
-    count: s.count,
-  };
+  return summarizeChannels(t.stats, threshold, { name: t.name, op: t.op, output: t.name, shape: t.shape, channelAxis: t.axis ?? 0 });
 }
 
 /** Runs two Keras-topology models on the same probe inputs with TF.js and compares their outputs by position. */
