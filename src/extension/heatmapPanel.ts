@@ -4,7 +4,6 @@
  * shows an APoZ heatmap (layers x channels), the dead fraction per layer and the activation mean/variance by
  * depth, and previews + applies "Prune dead units" and "Swap activation" as undoable edits of that document.
  */
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import * as core from '../core/api';
 import type { Model } from '../core/api';
@@ -28,7 +27,7 @@ import type { ModelDocument } from './modelDocument';
 import type { ModelEditorProvider } from './modelEditorProvider';
 import { isModelUri } from './modelFiles';
 import { runWithProgress } from './progress';
-import { localResourceRoots } from './webviewHtml';
+import { localResourceRoots, webviewHtml } from './webviewHtml';
 
 export const PROBE_COMMAND = 'modelSurgeon.probeActivations';
 const SETTINGS_KEY = 'modelSurgeon.probeSettings';
@@ -122,39 +121,6 @@ function summarize(report: ProbeReport, fileName: string): ProbeSummary {
   };
 }
 
-function nonce(): string {
-  return randomBytes(18).toString('base64url');
-}
-
-function escapeAttr(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
-}
-
-/** The panel's page: strict CSP (scripts only with the nonce, styles adopted by the script), dist/heatmap.js. */
-function heatmapHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string): string {
-  const n = nonce();
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'heatmap.js'));
-  const csp = [
-    "default-src 'none'",
-    `img-src ${webview.cspSource} data:`,
-    `style-src ${webview.cspSource} 'nonce-${n}'`,
-    `font-src ${webview.cspSource}`,
-    `script-src 'nonce-${n}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>${escapeAttr(title)}</title>
-</head>
-<body>
-<div id="app" aria-busy="true"><p class="loading">Probing activations…</p></div>
-<script type="module" nonce="${n}" src="${escapeAttr(script.toString())}"></script>
-</body>
-</html>`;
-}
 
 type Pending =
   | { kind: 'prune'; base: Model; model: Model; removed: number }
@@ -460,7 +426,7 @@ export function registerHeatmap(context: vscode.ExtensionContext, editors: Model
       retainContextWhenHidden: true,
       localResourceRoots: localResourceRoots(context.extensionUri),
     });
-    panel.webview.html = heatmapHtml(panel.webview, context.extensionUri, `Activations: ${name}`);
+    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, `Activations: ${name}`, { script: 'heatmap.js', loading: 'Probing activations…' });
     const key = uri.toString();
     const hp = new HeatmapPanel(panel, document, editors, store, log, () => panels.delete(key));
     panels.set(key, hp);

@@ -12,13 +12,18 @@ function escapeAttr(s: string): string {
 }
 
 /**
- * The single HTML page of the Model Surgeon webview. Strict CSP: scripts only with the nonce; styles from the
+ * The HTML page of a Model Surgeon webview (the editor's dist/webview.js by default, or another bundle). Strict CSP: scripts only with the nonce; styles from the
  * extension or adopted stylesheets (the app and @vscode-elements use constructable stylesheets, so no
  * 'unsafe-inline' is needed); fonts (codicons) only from the extension.
  */
-export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string): string {
+export function webviewHtml(
+  webview: vscode.Webview,
+  extensionUri: vscode.Uri,
+  title: string,
+  page: { script: string; loading: string } = { script: 'webview.js', loading: 'Loading model…' },
+): string {
   const nonce = randomBytes(18).toString('base64url');
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview.js'));
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', page.script));
   const codiconFile = vscode.Uri.joinPath(extensionUri, 'dist', 'codicon.css');
   const codicon = existsSync(codiconFile.fsPath)
     ? `<link id="vscode-codicon-stylesheet" rel="stylesheet" nonce="${nonce}" href="${escapeAttr(
@@ -42,7 +47,7 @@ ${codicon}
 <title>${escapeAttr(title)}</title>
 </head>
 <body>
-<div id="app" aria-busy="true"><p class="loading">Loading model…</p></div>
+<div id="app" aria-busy="true"><p class="loading">${escapeAttr(page.loading)}</p></div>
 <script type="module" nonce="${nonce}" src="${escapeAttr(script.toString())}"></script>
 </body>
 </html>`;
