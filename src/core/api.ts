@@ -30,7 +30,7 @@ import type { InputSource, OpenInputsOptions } from './analysis/probe-inputs';
 import { applyPrune, type PruneOptions, type PruneResult } from './formats/onnx/prune';
 import { measureSwap, swapActivation, type SwapMeasurement, type SwapOptions, type SwapResult } from './formats/onnx/swap-activation';
 import type { ProbeReport } from './types';
-import type { Finding, FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
+import type { BatchNormChannels, Finding, FoldPlan, InspectReport, MemoryPlanReport, ModelFormat, RewritePlan, SizeDelta, VerifyReport } from './types';
 import { describeFsError } from './util/fs';
 import { zipEntries, type ZipEntry } from './util/zip';
 
@@ -394,4 +394,32 @@ export async function swapActivations(model: Model, opts: SwapOptions & Pick<Ker
   const result = swapActivation(m, opts);
   const measurement = await measureSwap(m, result.model, source, probeOpts);
   return { ...result, measurement };
+}
+
+/** More channels than this is not a BatchNorm whose per-channel vectors we hand out (they are summaries). */
+const MAX_BN_CHANNELS = 1 << 16;
+
+/**
+ * gamma, beta, running mean / variance and the fold scale |gamma| / sqrt(var + eps) per channel of ONE
+ * BatchNorm layer (small vectors: what the editor charts).
+ */
+export function batchNormChannels(model: Model, layer: string, dims: Record<string, number> = {}): BatchNormChannels {
+  const view = handlerFor(model).graphView(model, dims);
+  const l = view.layers.find((x) => x.name === layer);
+  if (!l) throw new ModelError(`Layer "${layer}" is not in this model.`);
+  if (l.op !== 'BatchNorm') throw new ModelError(`Layer "${layer}" is a ${l.op}, not a BatchNorm.`);
+  const read = (role: string): number[] | null => {
+    const w = l.weights.find((x) => x.role === role);
+    if (!w) return null;
+    const n = w.shape.reduce((p, v) => p * v, 1);
+    if (n > MAX_BN_CHANNELS) throw new ModelError(`${layer}: ${n} values in its ${role} (more than ${MAX_BN_CHANNELS}); not charted.`);
+    return Array.from(w.read());
+  };
+  const variance = read('variance');
+  if (!variance) throw new ModelError(`${layer} has no running variance (its statistics are computed at run time).`);
+  const channels = variance.length;
+  const gamma = read('gamma') ?? new Array<number>(channels).fill(1);
+  const epsilon = l.epsilon ?? 1e-5;
+  const foldScale = variance.map((v, c) => Math.abs(gamma[c] ?? 1) / Math.sqrt(v + epsilon));
+  return { layer, channels, epsilon, gamma, beta: read('beta'), mean: read('mean'), variance, foldScale };
 }

@@ -506,3 +506,17 @@ export interface SwapSummary {
   skipped: SkippedCandidate[];
   notes: string[];
 }
+
+/** Per-channel parameters of ONE BatchNorm layer (small vectors; never a whole weight tensor of another layer). */
+export interface BatchNormChannels {
+  layer: string;
+  channels: number;
+  epsilon: number;
+  /** 1 per channel when the layer has no scale (Keras scale: false) */
+  gamma: number[];
+  beta: number[] | null;
+  mean: number[] | null;
+  variance: number[];
+  /** |gamma| / sqrt(variance + epsilon): how much folding scales the producer's weights per channel */
+  foldScale: number[];
+}

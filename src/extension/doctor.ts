@@ -5,10 +5,6 @@
  */
 import * as core from '../core/api';
 import type { DoctorRewrite, Model } from '../core/api';
-import type { FormatHandler } from '../core/formats/handler';
-import { kerasHandler } from '../core/formats/keras/handler';
-import { onnxHandler } from '../core/formats/onnx/handler';
-import { tfjsGraphHandler } from '../core/formats/tfjs-graph/handler';
 import type { MemoryPlanReport } from '../core/types';
 import { fixTitle } from '../protocol/fixes';
 import type { AuditView, BatchNormChannels, PlannerSettings } from '../protocol/messages';
@@ -56,36 +52,9 @@ export function auditAt(model: Model, batchSize: number | null, dims: Record<str
   return { batchnorm: r.batchnorm, dropout: r.dropout, findings: r.findings };
 }
 
-const HANDLERS = [onnxHandler, kerasHandler, tfjsGraphHandler] as FormatHandler[];
-
-/** More channels than this is not a BatchNorm we chart (and not a "small vector" to send to the webview). */
-const MAX_BN_CHANNELS = 1 << 16;
-
-/**
- * gamma, beta, running mean / variance and the fold scale |gamma| / sqrt(var + eps) per channel of ONE
- * BatchNorm layer, read through the format's graph view (the core's public API has no such call yet).
- */
+/** gamma, beta, running statistics and fold scale per channel of ONE BatchNorm layer (from the core) */
 export function batchNormChannels(model: Model, layer: string, dims: Record<string, number>): BatchNormChannels {
-  const handler = HANDLERS.find((h) => h.owns(model));
-  if (!handler) throw new core.ModelError(`${model.format} models are not supported here`);
-  const view = handler.graphView(model, dims);
-  const l = view.layers.find((x) => x.name === layer);
-  if (!l) throw new core.ModelError(`Layer "${layer}" is not in this model.`);
-  if (l.op !== 'BatchNorm') throw new core.ModelError(`Layer "${layer}" is a ${l.op}, not a BatchNorm.`);
-  const read = (role: string): number[] | null => {
-    const w = l.weights.find((x) => x.role === role);
-    if (!w) return null;
-    const n = w.shape.reduce((p, v) => p * v, 1);
-    if (n > MAX_BN_CHANNELS) throw new core.ModelError(`${layer}: ${n} values in its ${role} (more than ${MAX_BN_CHANNELS}); not charted.`);
-    return Array.from(w.read());
-  };
-  const variance = read('variance');
-  if (!variance) throw new core.ModelError(`${layer} has no running variance (its statistics are computed at run time).`);
-  const channels = variance.length;
-  const gamma = read('gamma') ?? new Array<number>(channels).fill(1);
-  const epsilon = l.epsilon ?? 1e-5;
-  const foldScale = variance.map((v, c) => Math.abs(gamma[c] ?? 1) / Math.sqrt(v + epsilon));
-  return { layer, channels, epsilon, gamma, beta: read('beta'), mean: read('mean'), variance, foldScale };
+  return core.batchNormChannels(model, layer, dims);
 }
 
 /** The memory plan for the planner panel's settings. */

@@ -10,6 +10,7 @@
  */
 import type {
   BatchNormAuditReport,
+  BatchNormChannels,
   DropoutAuditReport,
   Finding,
   FixId,
@@ -167,19 +168,7 @@ export interface AuditView {
   findings: Finding[];
 }
 
-/** Per-channel parameters of ONE BatchNorm layer (small vectors; never a whole weight tensor of another layer). */
-export interface BatchNormChannels {
-  layer: string;
-  channels: number;
-  epsilon: number;
-  /** 1 per channel when the layer has no scale (Keras scale: false) */
-  gamma: number[];
-  beta: number[] | null;
-  mean: number[] | null;
-  variance: number[];
-  /** |gamma| / sqrt(variance + epsilon): how much folding scales the producer's weights per channel */
-  foldScale: number[];
-}
+export type { BatchNormChannels } from '../core/types';
 
 /** What the memory planner panel asks for (unset: the model's own size / batch). */
 export interface PlannerSettings {

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertCliBuilt, runCli } from '../helpers/cli';
-import { loadModel, saveModel } from '../../src/core/api';
+import { batchNormChannels, loadModel, saveModel } from '../../src/core/api';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { OnnxModel } from '../../src/core/formats/onnx/model';
 import { makeTensorLike, readTensorAsFloat32 } from '../../src/core/formats/onnx/tensor';
@@ -103,5 +103,18 @@ describe('model-surgeon audit / plan / fix', () => {
     const r = run('fix', FCN, 'make-it-faster', '-o', path.join(tmp, 'x.onnx'));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown fix/);
+  });
+});
+
+describe('batchNormChannels (what the BatchNorm tab charts)', () => {
+  it('per-channel gamma / variance / fold scale of one BatchNorm, checked against the stored tensors', async () => {
+    const model = (await loadModel(FCN)) as OnnxModel;
+    const bn = model.graph.node.find((n) => n.opType === 'BatchNormalization')!;
+    const c = batchNormChannels(model, bn.name!);
+    const init = (name: string) => Array.from(readTensorAsFloat32(model.graph.initializer.find((t) => t.name === name)!, null));
+    assert.deepEqual(c.gamma, init(bn.input[1]));
+    assert.deepEqual(c.variance, init(bn.input[4]));
+    c.foldScale.forEach((s, k) => assert.ok(Math.abs(s - Math.abs(c.gamma[k]) / Math.sqrt(c.variance[k] + c.epsilon)) < 1e-12));
+    assert.throws(() => batchNormChannels(model, '/enc1/enc1.0/Conv'), /not a BatchNorm/);
   });
 });
