@@ -70,7 +70,10 @@ describe('Keras probe / prune on nsfwjs mobilenet_v2 (TF.js layers)', () => {
     assert.ok(r.macs_after! < r.macs_before!);
     const reasons = r.plan.skipped.map((s) => s.reason).join('\n');
     assert.match(reasons, /DepthwiseConv2D\) is depthwise/);
-    assert.match(reasons, /\(Add\) couples channels/);
+    // residual Add: the projections are pruned as coupled groups (none of their linear outputs is constant)
+    const residual = r.plan.groups.find((g) => g.layers.includes('block_1_project') && g.layers.includes('block_2_project'))!;
+    assert.ok(residual && residual.removed.length === 0, JSON.stringify(residual));
+    assert.ok(!r.plan.skipped.some((s) => s.layer === 'block_2_project'));
     assert.ok(r.plan.skipped.some((s) => s.layer === 'dense_3' && /model output/.test(s.reason)));
     const pruned = r.model as KerasModel;
     assert.equal(num(layerConfig(pruned, 'dense_1').config.units), 256 - r.removed.dense_1);

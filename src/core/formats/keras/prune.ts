@@ -8,8 +8,15 @@
  * is rows c, c + C, c + 2C ... in NHWC order), and a removed unit that is a non-zero constant v adds v x its
  * weights to the consumer's bias (only for Dense consumers and unpadded convolutions: zero padding would see
  * 0, not v, at the borders). `units` / `filters` are updated (Keras 3: also build_config and tensor shapes).
- * Refused with a reason: outputs feeding several layers (residual Add / Concatenate coupling), depthwise
- * convolutions, layers feeding a model output, shared layers, nested models, anything else in the path.
+ * Coupled channels (criteria 'dead', 'l1', 'l2'; channels last): outputs feeding several layers, residual Add
+ * (channel c of every input and of the output tied) and Concatenate (input channel c is output channel offset
+ * + c) form dependency groups (union-find over channels, the DepGraph idea). 'dead' removes a group only when
+ * it is constant on the probe at every Add / Concatenate input and every reader's input (a channel dead in one
+ * Add member only is kept); a non-zero constant is folded into each reader's bias as above. 'l1' / 'l2' score a
+ * group by the sum of its producers' channel norms and apply the ratio / threshold group by group. Producers
+ * lose kernel columns and biases, BatchNorms on any tied tensor their channels, every reader its input rows.
+ * Refused with a reason: depthwise convolutions reading a coupled tensor, layers feeding a model output, shared
+ * layers, nested models, anything else in the path; criteria bn-gamma / apoz on coupled channels.
  * Quantized TF.js weights are sliced in their stored form (same scale / min: the kept values are unchanged);
  * a consumer bias that receives folded constants is written as float32.
  */
@@ -174,6 +181,25 @@ function fixRecordedShapes(entry: JsonObject, from: number, to: number, inbound:
   if (inbound && entry.inbound_nodes !== undefined) visit(entry.inbound_nodes, '');
 }
 
+/** Keras 3: the recorded shape of one input of a layer (the tensors from `from` and, multi-input, build_config's shape `index`) */
+function fixReadShape(entry: JsonObject, input: string, index: number | null, from: number, to: number): void {
+  const setLast = (v: Json | undefined) => {
+    if (Array.isArray(v) && v.length > 0 && v[v.length - 1] === from && v.every((x) => x === null || typeof x === 'number')) v[v.length - 1] = to;
+  };
+  const visit = (v: Json) => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (!isObject(v)) return;
+    if (v.class_name === '__keras_tensor__' && isObject(v.config) && arr(v.config.keras_history)?.[0] === input) return setLast(v.config.shape);
+    for (const k of Object.keys(v)) visit(v[k]);
+  };
+  if (entry.inbound_nodes !== undefined) visit(entry.inbound_nodes);
+  if (isObject(entry.build_config)) {
+    const shape = entry.build_config.input_shape;
+    if (index === null) setLast(shape);
+    else if (Array.isArray(shape) && Array.isArray(shape[index])) setLast(shape[index]);
+  }
+}
+
 function sizeWithMacs(model: KerasModel): { params: number; bytes: number; macs: number | null } {
   const s = kerasSize(model);
   let macs: number | null = 0;
@@ -183,6 +209,213 @@ function sizeWithMacs(model: KerasModel): { params: number; bytes: number; macs:
     macs = null;
   }
   return { params: s.params, bytes: s.bytes, macs };
+}
+
+// ---------------------------------------------------------------- coupled channels (residual Add, Concatenate)
+
+/** a Dense / Conv2D reading channels of a component node (through a Flatten for Dense) */
+interface Sink {
+  layer: KLayer;
+  /** the component node it reads */
+  node: string;
+  flatten: KLayer | null;
+}
+
+/**
+ * Layer outputs tied channel by channel through channel-preserving layers, Add (same channel in every input
+ * and the output) and Concatenate (input channel c is output channel offset + c); channels-last only.
+ */
+interface Component {
+  /** layer output -> first index of its channels in the union-find, and its channel count */
+  nodes: Map<string, { base: number; n: number; layer: KLayer }>;
+  parent: number[];
+  sources: KLayer[];
+  sinks: Sink[];
+  /** nodes whose per-channel constancy decides removal: inputs of Add / Concatenate and of the sinks */
+  observe: Set<string>;
+}
+
+const CHANNEL_WISE = (cls: string) => ELEMENTWISE.has(cls) || cls === 'BatchNormalization' || (POOLING.has(cls) && !cls.startsWith('Global'));
+
+function findRoot(parent: number[], i: number): number {
+  while (parent[i] !== i) i = parent[i] = parent[parent[i]];
+  return i;
+}
+
+/** the component holding producer p's output channels, or why it cannot be pruned */
+function findComponent(p: KLayer, byName: Map<string, KLayer>, consumers: ReturnType<typeof consumersOf>, outputs: Set<string>): Component | string {
+  const memo = new Map<string, number | undefined>();
+  const count = (l: KLayer): number | undefined => {
+    if (memo.has(l.name)) return memo.get(l.name);
+    memo.set(l.name, undefined);
+    let n: number | undefined;
+    if (PRODUCERS.has(l.className)) n = channelsOf(l);
+    else if (CHANNEL_WISE(l.className) || l.className === 'Add') {
+      const i = byName.get(l.calls[0]?.[0]?.layer ?? '');
+      n = i ? count(i) : undefined;
+    } else if (l.className === 'Concatenate') {
+      n = 0;
+      for (const r of l.calls[0] ?? []) {
+        const i = byName.get(r.layer);
+        const c = i ? count(i) : undefined;
+        if (c === undefined) {
+          n = undefined;
+          break;
+        }
+        n += c;
+      }
+    }
+    memo.set(l.name, n);
+    return n;
+  };
+  const comp: Component = { nodes: new Map(), parent: [], sources: [], sinks: [], observe: new Set() };
+  const queue: KLayer[] = [];
+  const add = (l: KLayer): number | string => {
+    const have = comp.nodes.get(l.name);
+    if (have) return have.base;
+    const n = count(l);
+    if (!n) return `cannot tell the channels of '${l.name}'`;
+    const base = comp.parent.length;
+    for (let c = 0; c < n; c++) comp.parent.push(base + c);
+    comp.nodes.set(l.name, { base, n, layer: l });
+    queue.push(l);
+    return base;
+  };
+  const union = (a: number, b: number) => {
+    const ra = findRoot(comp.parent, a);
+    const rb = findRoot(comp.parent, b);
+    if (ra !== rb) comp.parent[ra] = rb;
+  };
+  /** ties node `to` (channel offset + c) to node `from` (channel c) */
+  const tie = (from: KLayer, to: KLayer, offset: number): string | null => {
+    const a = add(from);
+    const b = add(to);
+    if (typeof a === 'string') return a;
+    if (typeof b === 'string') return b;
+    const n = comp.nodes.get(from.name)!.n;
+    for (let c = 0; c < n; c++) union(a + c, b + offset + c);
+    return null;
+  };
+  const first = add(p);
+  if (typeof first === 'string') return first;
+  while (queue.length) {
+    const l = queue.shift()!;
+    if (comp.nodes.size > 256) return 'coupled component too large';
+    if (outputs.has(l.name)) return `'${l.name}' feeds a model output`;
+    if (l.calls.length > 1) return `'${l.name}' is a shared layer`;
+    if (l.sub) return `'${l.name}' is a nested model`;
+    const cls = l.className;
+    // backward: what the node's channels come from
+    if (PRODUCERS.has(cls)) {
+      if (cls === 'Conv2D' && ((num(l.config.groups) ?? 1) !== 1 || str(l.config.data_format) === 'channels_first')) return `'${l.name}' is a grouped or channels_first convolution`;
+      if (!comp.sources.includes(l)) comp.sources.push(l);
+    } else if (CHANNEL_WISE(cls) || cls === 'Add' || cls === 'Concatenate') {
+      if (cls === 'BatchNormalization' && bnAxis(l.config) !== -1 && bnAxis(l.config) !== 3) return `'${l.name}' normalizes axis ${JSON.stringify(l.config.axis)}, not the channels`;
+      if (cls === 'Activation' && /softmax/.test(str(l.config.activation) ?? '')) return `'${l.name}' is a softmax over the channels`;
+      if (cls === 'Concatenate') {
+        const ax = num(l.config.axis) ?? -1;
+        if (ax !== -1 && ax !== 3) return `'${l.name}' concatenates axis ${ax}, not the channels`;
+      }
+      let offset = 0;
+      for (const r of l.calls[0] ?? []) {
+        const i = byName.get(r.layer);
+        if (!i || r.tensor !== 0) return `'${l.name}' reads a tensor that cannot be traced`;
+        const why = tie(i, l, cls === 'Concatenate' ? offset : 0);
+        if (why) return why;
+        if (cls === 'Add' || cls === 'Concatenate') comp.observe.add(i.name);
+        offset += comp.nodes.get(i.name)!.n;
+      }
+    } else return `'${l.name}' (${cls}) produces coupled channels that are not handled`;
+    // forward: who reads them
+    const cons = consumers.get(l.name) ?? [];
+    if (cons.length === 0) return `'${l.name}' has no consumer`;
+    for (const { layer: x } of cons) {
+      if (x.calls.length > 1) return `'${x.name}' is a shared layer`;
+      if (x.sub) return `'${x.name}' is a nested model`;
+      const xc = x.className;
+      if (xc.startsWith('DepthwiseConv') || xc.startsWith('SeparableConv')) return `'${x.name}' (${xc}) is depthwise: channels tied through the depth multiplier are not handled`;
+      if (PRODUCERS.has(xc)) {
+        if (xc === 'Conv2D' && ((num(x.config.groups) ?? 1) !== 1 || str(x.config.data_format) === 'channels_first')) return `'${x.name}' is a grouped or channels_first convolution`;
+        comp.sinks.push({ layer: x, node: l.name, flatten: null });
+        comp.observe.add(l.name);
+      } else if (xc === 'Flatten') {
+        const fc = consumers.get(x.name) ?? [];
+        if (fc.length !== 1 || fc[0].layer.className !== 'Dense' || outputs.has(x.name)) return `'${x.name}' (Flatten) does not feed a single Dense`;
+        comp.sinks.push({ layer: fc[0].layer, node: l.name, flatten: x });
+        comp.observe.add(l.name);
+      } else if (CHANNEL_WISE(xc) || xc === 'Add' || xc === 'Concatenate') {
+        const why = add(x);
+        if (typeof why === 'string') return why;
+      } else return `'${x.name}' (${xc}) reads coupled channels and is not handled`;
+    }
+  }
+  return comp;
+}
+
+/** per component: which channels go (removable in every observed node of their group), folded values */
+function planComponent(
+  comp: Component,
+  stats: Map<string, ProbeLayerReport>,
+  sinkWeights: (l: KLayer) => { ck?: KWeight; cb?: KWeight },
+  norm: { kind: 'l1' | 'l2'; kernel: (l: KLayer) => Float32Array; ratio?: number; threshold?: number } | null,
+): { keep: Map<string, Uint8Array>; reason?: string; kept: number; groups: number } {
+  const N = comp.parent.length;
+  const root = (i: number) => findRoot(comp.parent, i);
+  const blocked = new Uint8Array(N);
+  const blockAll = (reason: string) => ({ keep: new Map<string, Uint8Array>(), reason, kept: 0, groups: 0 });
+  let score: Float64Array | null = null;
+  if (norm) {
+    // group score: the sum over the producers of each one's channel norm; the lowest go
+    score = new Float64Array(N);
+    for (const src of comp.sources) {
+      const node = comp.nodes.get(src.name)!;
+      const k = norm.kernel(src);
+      const per = new Float64Array(node.n);
+      for (let i = 0; i < k.length; i++) per[i % node.n] += norm.kind === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
+      for (let c = 0; c < node.n; c++) score[root(node.base + c)] += norm.kind === 'l1' ? per[c] : Math.sqrt(per[c]);
+    }
+    const sc = score;
+    const roots = [...new Set([...Array(N).keys()].map(root))].sort((a, b) => sc[a] - sc[b] || a - b);
+    blocked.fill(1);
+    const go = norm.threshold !== undefined ? roots.filter((r) => sc[r] <= norm.threshold!) : roots.slice(0, Math.floor((norm.ratio ?? 0) * roots.length));
+    for (const r of go) blocked[r] = 0;
+  } else for (const name of comp.observe) {
+    const node = comp.nodes.get(name)!;
+    const s = stats.get(name);
+    if (!s || s.channels !== node.n || s.count === 0) return blockAll(`'${name}' was not probed with ${node.n} channels`);
+    for (let c = 0; c < node.n; c++) if (!(s.min[c] === s.max[c] && Number.isFinite(s.min[c]))) blocked[root(node.base + c)] = 1;
+  }
+  for (const sk of comp.sinks) {
+    const node = comp.nodes.get(sk.node)!;
+    const { ck, cb } = sinkWeights(sk.layer);
+    const axis = sk.layer.className === 'Dense' ? 0 : 2;
+    if (!ck || ck.shape[axis] % node.n !== 0) return blockAll(`consumer '${sk.layer.name}' has no kernel reading ${node.n} channels`);
+    if (norm) continue;
+    const canFold = !!cb && (sk.layer.className === 'Dense' || str(sk.layer.config.padding) !== 'same' || isOneByOne(sk.layer));
+    const s = stats.get(sk.node)!;
+    for (let c = 0; c < node.n; c++) if (s.min[c] !== 0 && !canFold) blocked[root(node.base + c)] = 1;
+  }
+  // a layer keeps at least one channel (by norm: its best-scoring group)
+  for (const node of comp.nodes.values()) {
+    let any = false;
+    for (let c = 0; c < node.n && !any; c++) if (blocked[root(node.base + c)]) any = true;
+    let best = 0;
+    if (score) for (let c = 1; c < node.n; c++) if (score[root(node.base + c)] > score[root(node.base + best)]) best = c;
+    if (!any) blocked[root(node.base + best)] = 1;
+  }
+  const keep = new Map<string, Uint8Array>();
+  for (const [name, node] of comp.nodes) {
+    const k = new Uint8Array(node.n);
+    for (let c = 0; c < node.n; c++) k[c] = blocked[root(node.base + c)];
+    keep.set(name, k);
+  }
+  const roots = new Set<number>();
+  const kept = new Set<number>();
+  for (let i = 0; i < N; i++) {
+    roots.add(root(i));
+    if (blocked[root(i)]) kept.add(root(i));
+  }
+  return { keep, kept: kept.size, groups: roots.size };
 }
 
 /** Plans and applies pruning of dead (constant) units; verification is the caller's. */
@@ -210,7 +443,30 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
   }
   if (wanted) for (const n of wanted) if (!root.layers.some((l) => l.name === n)) throw new ModelError(`no layer named '${n}' to prune`);
   const criterion = opts.criterion;
-  const observe = [...new Set(chains.map((c) => c.observe))];
+  // 'dead': producers whose channels are coupled through Add / Concatenate / fan-out, pruned group by group
+  const comps: Component[] = [];
+  if (criterion === 'dead' || criterion === 'l1' || criterion === 'l2') {
+    const byName = new Map(root.layers.map((l) => [l.name, l]));
+    const inComp = new Set<string>();
+    for (const s of skipped) {
+      if (!/couples channels|feeds \d+ layers/.test(s.reason) || inComp.has(s.layer)) continue;
+      const p = byName.get(s.layer);
+      if (!p || !PRODUCERS.has(p.className)) continue;
+      const c = findComponent(p, byName, consumers, outputs);
+      if (typeof c === 'string') {
+        s.reason = `${s.reason}; as a coupled group: ${c}`;
+        continue;
+      }
+      if (wanted && !c.sources.every((x) => wanted.has(x.name))) {
+        s.reason = `${s.reason}; its coupled group holds layers not asked for`;
+        continue;
+      }
+      comps.push(c);
+      for (const x of c.sources) inComp.add(x.name);
+    }
+    for (let i = skipped.length - 1; i >= 0; i--) if (inComp.has(skipped[i].layer)) skipped.splice(i, 1);
+  }
+  const observe = [...new Set([...chains.map((c) => c.observe), ...(criterion === 'dead' ? comps.flatMap((c) => [...c.observe]) : [])])];
   let probe: ProbeReport | null = null;
   const mustProbe = criterion === 'dead' || criterion === 'apoz' || opts.inputs !== undefined || opts.compensate === true;
   if (observe.length) {
@@ -408,9 +664,90 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     }
     removed[ch.producer.name] = count;
   }
+  for (const comp of comps) {
+    const sinkWeights = (l: KLayer) => {
+      const w = weightsOf(l);
+      return { ck: w.find((x) => x.key === 'kernel'), cb: w.find((x) => x.key === 'bias') };
+    };
+    const norm = criterion === 'l1' || criterion === 'l2' ? { kind: criterion, kernel: (l: KLayer) => weightToFloat32(weightsOf(l).find((w) => w.key === 'kernel')!), ratio: opts.ratio, threshold: opts.threshold } : null;
+    const plan = planComponent(comp, stats, sinkWeights, norm);
+    const group: PruneGroup = { layers: [...comp.sources.map((l) => l.name), ...[...comp.nodes.values()].filter((n) => n.layer.className === 'BatchNormalization').map((n) => n.layer.name)], channels: plan.groups, prunable: plan.groups - plan.kept, removed: [] };
+    groups.push(group);
+    if (plan.reason) {
+      group.prunable = 0;
+      group.reason = plan.reason;
+      continue;
+    }
+    const keepOf = (name: string) => plan.keep.get(name)!;
+    const first = keepOf(comp.sources[0].name);
+    for (let c = 0; c < first.length; c++) if (!first[c]) group.removed.push(c);
+    if (plan.kept === plan.groups) {
+      group.reason = norm ? 'nothing selected' : 'no coupled channel is constant in every member on the probe inputs';
+      continue;
+    }
+    const kept = (k: Uint8Array) => k.reduce((a, b) => a + b, 0);
+    for (const src of comp.sources) {
+      const keep = keepOf(src.name);
+      const n = kept(keep);
+      if (n === keep.length) continue;
+      for (const w of weightsOf(src)) {
+        if (w.key === 'kernel') edit(w).keeps[w.shape.length - 1] = keep;
+        else if (w.key === 'bias') edit(w).keeps[0] = keep;
+      }
+      src.config[src.className === 'Dense' ? 'units' : 'filters'] = n;
+      removed[src.name] = keep.length - n;
+    }
+    for (const node of comp.nodes.values()) {
+      if (node.layer.className !== 'BatchNormalization') continue;
+      const keep = keepOf(node.layer.name);
+      for (const w of weightsOf(node.layer)) if (w.shape.length === 1 && w.shape[0] === node.n) edit(w).keeps[0] = keep;
+    }
+    // recorded shapes (Keras 3) of every layer reading a node
+    const readers = new Set<KLayer>([...[...comp.nodes.values()].map((n) => n.layer), ...comp.sinks.map((s) => s.flatten ?? s.layer)]);
+    for (const x of readers)
+      (x.calls[0] ?? []).forEach((r, i, refs) => {
+        const node = comp.nodes.get(r.layer);
+        if (node) fixReadShape(x.entry, r.layer, refs.length > 1 ? i : null, node.n, kept(keepOf(r.layer)));
+      });
+    for (const sk of comp.sinks) {
+      const node = comp.nodes.get(sk.node)!;
+      const keep = keepOf(sk.node);
+      const { ck, cb } = sinkWeights(sk.layer);
+      const kAxis = sk.layer.className === 'Dense' ? 0 : 2;
+      const rows = ck!.shape[kAxis];
+      const C = node.n;
+      const rowKeep = new Uint8Array(rows);
+      for (let r = 0; r < rows; r++) rowKeep[r] = keep[r % C];
+      edit(ck!).keeps[kAxis] = rowKeep;
+      const s = stats.get(sk.node);
+      const value = new Float64Array(C);
+      if (!norm && s) for (let c = 0; c < C; c++) if (!keep[c]) value[c] = s.min[c];
+      let folded = 0;
+      if (cb && value.some((v) => v !== 0)) {
+        const k = weightToFloat32(ck!);
+        const O = ck!.shape[ck!.shape.length - 1];
+        const e = edit(cb);
+        e.add ??= new Float64Array(O);
+        const inner = ck!.shape.slice(0, kAxis).reduce((a, b) => a * b, 1);
+        for (let r = 0; r < rows; r++) {
+          const v = value[r % C];
+          if (v === 0) continue;
+          for (let sp = 0; sp < inner; sp++) {
+            const base = (sp * rows + r) * O;
+            for (let o = 0; o < O; o++) e.add[o] += v * k[base + o];
+          }
+        }
+        for (let c = 0; c < C; c++) if (value[c] !== 0) folded++;
+      }
+      const nk = kept(keep);
+      if (sk.flatten) fixReadShape(sk.layer.entry, sk.flatten.name, null, rows, (rows / C) * nk);
+      consumerRows.push({ layer: sk.layer.name, removed_inputs: (C - nk) * (rows / C), folded_constants: folded });
+    }
+  }
   if (criterion !== 'dead') {
     if (compensate) notes.push('removed units that are not constant have their probed mean folded into the next bias (a first-order correction): the outputs change, verify and fine-tune');
     else notes.push(`pruning by ${criterion} changes the function: fine-tune after`);
+    if (comps.length) notes.push(`coupled groups (residual Add / Concatenate) are scored by the sum of their producers' ${criterion} norms, the ratio applied group by group; their removed channels are not compensated`);
     if (approximate) notes.push(`${approximate} removed unit(s) feed a convolution that pads with zeros or has no bias: not compensated`);
   }
 
@@ -446,7 +783,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     skipped,
     notes,
   };
-  if (!chains.length) notes.push('no Dense / Conv2D chain that can be pruned (see skipped)');
+  if (!chains.length && !comps.length) notes.push('no Dense / Conv2D chain that can be pruned (see skipped)');
   return {
     model: pruned,
     plan,
