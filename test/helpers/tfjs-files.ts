@@ -6,7 +6,10 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { loadTfjs, tfConverter, tfLayers } from '../../src/core/engines/tfjs';
+import type { Model } from '../../src/core/api';
+import { loadRunnable, loadTfjs, tfConverter, tfLayers } from '../../src/core/engines/tfjs';
+import type { KerasModel } from '../../src/core/formats/keras/model';
+import { kerasRunnable } from '../../src/core/formats/keras/runnable';
 
 interface ModelJson {
   modelTopology: object;
@@ -76,4 +79,18 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
     ref = Math.max(ref, Math.abs(a[i]));
   }
   return ref > 0 ? d / ref : d;
+}
+
+/** TF.js output (the first one) of a Keras-topology model on one fixture input */
+export async function runKerasOnInput(m: Model, name: string, input: { input: number[]; input_shape: number[] }): Promise<Float32Array> {
+  const { tf } = await loadTfjs();
+  const lm = await loadRunnable(tf, kerasRunnable(m as KerasModel), name);
+  try {
+    const x = tf.tensor(Float32Array.from(input.input), input.input_shape);
+    const [y] = await lm.run([x]);
+    x.dispose();
+    return y;
+  } finally {
+    lm.dispose();
+  }
 }

@@ -15,15 +15,14 @@ import { after, before, describe, it } from 'node:test';
 import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type * as TfCore from '@tensorflow/tfjs-core';
 import { applyFix, audit, inspect, loadModel, loadModelBytes, planFix, planMemory, saveModel, verify, type Model } from '../../src/core/api';
-import { loadRunnable, loadTfjs, tfLayers } from '../../src/core/engines/tfjs';
+import { loadTfjs, tfLayers } from '../../src/core/engines/tfjs';
 import { clone, isObject, type Json, type JsonObject } from '../../src/core/formats/keras/json';
 import { KerasModel } from '../../src/core/formats/keras/model';
-import { kerasRunnable } from '../../src/core/formats/keras/runnable';
 import { layerList } from '../../src/core/formats/keras/topology';
 import type { Finding, RewritePlan } from '../../src/core/types';
 import { zipBytes } from '../../src/core/util/zip';
 import { nsfwModel } from '../helpers/nsfwjs';
-import { loadLayersFromFile, relError, seededInput } from '../helpers/tfjs-files';
+import { loadLayersFromFile, relError, runKerasOnInput, seededInput } from '../helpers/tfjs-files';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'keras');
 interface Expected {
@@ -43,19 +42,9 @@ let tmp = '';
 before(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-kdoctor-'))));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** TF.js output of a Keras-topology model on a doctor fixture's input */
-async function run(m: Model, name: string): Promise<Float32Array> {
-  const { tf } = await loadTfjs();
-  const e = expected[name];
-  const lm = await loadRunnable(tf, kerasRunnable(m as KerasModel), name);
-  try {
-    const x = tf.tensor(Float32Array.from(e.input), e.input_shape);
-    const [y] = await lm.run([x]);
-    x.dispose();
-    return y;
-  } finally {
-    lm.dispose();
-  }
+/** TF.js output of a Keras-topology model on the fixture's input */
+function run(m: Model, name: string): Promise<Float32Array> {
+  return runKerasOnInput(m, name, expected[name]);
 }
 
 const codes = (f: Finding[]) => f.map((x) => `${x.code}:${x.layers.join('+')}`).sort();

@@ -9,11 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { foldBatchNorm, freezeBatchNorm, inspect, loadModel, loadModelBytesAsync, planFoldBatchNorm, saveModel, serialize, verify, type Model } from '../../src/core/api';
-import { loadRunnable, loadTfjs } from '../../src/core/engines/tfjs';
 import { isObject, type Json } from '../../src/core/formats/keras/json';
 import { KerasModel } from '../../src/core/formats/keras/model';
-import { kerasRunnable } from '../../src/core/formats/keras/runnable';
-import { relError } from '../helpers/tfjs-files';
+import { relError, runKerasOnInput } from '../helpers/tfjs-files';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'keras');
 const expected = JSON.parse(readFileSync(path.join(DIR, 'expected.json'), 'utf8')) as Record<string, { input_shape: number[]; input: number[]; output_shape: number[]; output: number[]; batchnorm: number; foldable: number; skipped: number }>;
@@ -23,18 +21,8 @@ before(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-keras-'))));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** TF.js output of a Keras-topology model on the fixture's input */
-async function run(m: Model, name: string): Promise<Float32Array> {
-  const { tf } = await loadTfjs();
-  const e = expected[name];
-  const lm = await loadRunnable(tf, kerasRunnable(m as KerasModel), name);
-  try {
-    const x = tf.tensor(Float32Array.from(e.input), e.input_shape);
-    const [y] = await lm.run([x]);
-    x.dispose();
-    return y;
-  } finally {
-    lm.dispose();
-  }
+function run(m: Model, name: string): Promise<Float32Array> {
+  return runKerasOnInput(m, name, expected[name]);
 }
 
 function refsTo(v: Json, name: string): boolean {

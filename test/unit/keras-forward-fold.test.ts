@@ -12,13 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { applyFix, audit, foldBatchNorm, loadModel, planFix, saveModel, verify, type Model } from '../../src/core/api';
-import { loadRunnable, loadTfjs } from '../../src/core/engines/tfjs';
 import { clone, isObject, type JsonObject } from '../../src/core/formats/keras/json';
 import { KerasModel } from '../../src/core/formats/keras/model';
-import { kerasRunnable } from '../../src/core/formats/keras/runnable';
 import { layerList } from '../../src/core/formats/keras/topology';
 import type { FoldPlan, RewritePlan } from '../../src/core/types';
-import { relError } from '../helpers/tfjs-files';
+import { relError, runKerasOnInput } from '../helpers/tfjs-files';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'keras');
 interface Expected {
@@ -34,18 +32,8 @@ before(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-kfwd-'))));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** TF.js output of a Keras-topology model on the fixture's input */
-async function run(m: Model, name: string): Promise<Float32Array> {
-  const { tf } = await loadTfjs();
-  const e = expected[name];
-  const lm = await loadRunnable(tf, kerasRunnable(m as KerasModel), name);
-  try {
-    const x = tf.tensor(Float32Array.from(e.input), e.input_shape);
-    const [y] = await lm.run([x]);
-    x.dispose();
-    return y;
-  } finally {
-    lm.dispose();
-  }
+function run(m: Model, name: string): Promise<Float32Array> {
+  return runKerasOnInput(m, name, expected[name]);
 }
 
 /** the .h5 model as a TF.js layers model.json (Keras 2 config, manifest names layer/key), written and read back */
