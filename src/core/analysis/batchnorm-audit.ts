@@ -12,7 +12,7 @@
  * Fold information comes from the format's rewrite plans (passed in), so every "cannot be folded" finding
  * carries the rewrite's own reason.
  */
-import type { BatchNormAuditReport, BatchNormAuditRow, BatchNormContext, Finding, FixId, FoldPlan, RewritePlan } from '../types';
+import type { BatchNormAuditReport, BatchNormAuditRow, BatchNormContext, Finding, FixId, FoldPlan, RewritePlan, ValueSummary } from '../types';
 import { activationInputs, defaultBatchNormAxis, weightNames, wiring, type Dims, type DoctorGraphView, type DoctorLayerView } from './doctor-view';
 import { HUGE_FOLD_SCALE, LOW_GAMMA, LOW_VARIANCE } from './inspect';
 
@@ -41,6 +41,35 @@ const PASS_THROUGH = new Set([
 const GLOBAL_POOL = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool', 'ReduceMean', 'ReduceMax', 'ReduceSum', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'GlobalAveragePooling1D', 'GlobalMaxPooling1D']);
 const DENSE = new Set(['Dense', 'MatMul', 'Gemm', 'Linear']);
 const FLATTEN = new Set(['Flatten', 'Reshape', 'Squeeze']);
+
+/**
+ * The concrete input shapes an audit runs at (every format): declared dims, symbolic ones from `dims` (else
+ * unknown), the batch dim from `batchSize` or the model, assumed 1 when it is symbolic; and where the batch
+ * size came from.
+ */
+export function auditInputShapes(
+  inputs: ValueSummary[],
+  opts: { batchSize?: number; dims?: Record<string, number>; inputShapes?: Record<string, number[]> },
+): { shapes: Record<string, Dims>; batch: number | null; source: BatchNormAuditReport['batch_source'] } {
+  let source: BatchNormAuditReport['batch_source'] = opts.batchSize !== undefined ? 'option' : 'model';
+  let batch: number | null = opts.batchSize ?? null;
+  const shapes: Record<string, Dims> = {};
+  for (const input of inputs) {
+    const declared = opts.inputShapes?.[input.name] ?? input.shape;
+    if (!declared) continue;
+    const s: Dims = declared.map((d) => (typeof d === 'number' ? (d > 0 ? d : null) : d !== null && opts.dims && d in opts.dims ? opts.dims[d] : null));
+    if (s.length) {
+      if (opts.batchSize !== undefined) s[0] = opts.batchSize;
+      else if (s[0] === null) {
+        s[0] = 1;
+        source = 'assumed';
+      }
+      batch ??= s[0];
+    }
+    shapes[input.name] = s;
+  }
+  return { shapes, batch, source };
+}
 
 export function auditBatchNorm(view: DoctorGraphView, opts: BatchNormAuditOptions): BatchNormAuditReport {
   const { producer } = wiring(view);

@@ -6,7 +6,7 @@
  * called with training=True), the format-neutral analyses run on it with the Keras rewrite plans, and Keras
  * wording where the neutral text speaks of ONNX export modes.
  */
-import { auditBatchNorm } from '../../analysis/batchnorm-audit';
+import { auditBatchNorm, auditInputShapes } from '../../analysis/batchnorm-audit';
 import type { DoctorGraphView, DoctorLayerView } from '../../analysis/doctor-view';
 import { auditDropout } from '../../analysis/dropout-audit';
 import { planMemory, type MemoryPlanOptions } from '../../analysis/memory-planner';
@@ -76,26 +76,8 @@ export interface KerasAuditOptions {
 }
 
 /** the concrete input shapes to audit at, and where the batch size came from (as the ONNX audit does) */
-function auditShapes(model: KerasModel, opts: KerasAuditOptions): { shapes: Record<string, Shape>; batch: number | null; source: BatchNormAuditReport['batch_source'] } {
-  const base = buildKerasViewParts(model, opts.dims ?? {}).view;
-  let source: BatchNormAuditReport['batch_source'] = opts.batchSize !== undefined ? 'option' : 'model';
-  let batch: number | null = opts.batchSize ?? null;
-  const shapes: Record<string, Shape> = {};
-  for (const input of base.summary.inputs) {
-    const declared = opts.inputShapes?.[input.name] ?? input.shape;
-    if (!declared) continue;
-    const s: Shape = declared.map((d) => (typeof d === 'number' ? (d > 0 ? d : null) : d !== null && opts.dims && d in opts.dims ? opts.dims[d] : null));
-    if (s.length) {
-      if (opts.batchSize !== undefined) s[0] = opts.batchSize;
-      else if (s[0] === null) {
-        s[0] = 1;
-        source = 'assumed';
-      }
-      batch ??= s[0];
-    }
-    shapes[input.name] = s;
-  }
-  return { shapes, batch, source };
+function auditShapes(model: KerasModel, opts: KerasAuditOptions): ReturnType<typeof auditInputShapes> {
+  return auditInputShapes(buildKerasViewParts(model, opts.dims ?? {}).view.summary.inputs, opts);
 }
 
 export function auditKerasBatchNorm(model: KerasModel, opts: KerasAuditOptions = {}, available: FixId[] = ['fold-batchnorm', 'fold-batchnorm-forward', 'batchnorm-to-affine', 'freeze-batchnorm', 'replace-batchnorm-groupnorm']): BatchNormAuditReport {

@@ -3,7 +3,7 @@
  * (shapes of every output, Dropout semantics) and runs the format-neutral analyses with the ONNX rewrite
  * plans, so every "cannot be folded / removed" finding carries the rewrite's own reason.
  */
-import { auditBatchNorm } from '../../analysis/batchnorm-audit';
+import { auditBatchNorm, auditInputShapes } from '../../analysis/batchnorm-audit';
 import type { DoctorGraphView, DoctorLayerView } from '../../analysis/doctor-view';
 import { auditDropout } from '../../analysis/dropout-audit';
 import { planMemory, type MemoryPlanOptions } from '../../analysis/memory-planner';
@@ -61,24 +61,7 @@ export interface OnnxBatchNormAuditOptions {
 
 /** the BatchNorm audit of an ONNX model at its own input size (or the given one) */
 export function auditOnnxBatchNorm(model: OnnxModel, opts: OnnxBatchNormAuditOptions = {}): BatchNormAuditReport {
-  const base = buildGraphView(model);
-  let source: BatchNormAuditReport['batch_source'] = opts.batchSize !== undefined ? 'option' : 'model';
-  let batch: number | null = opts.batchSize ?? null;
-  const shapes: Record<string, Shape> = {};
-  for (const input of base.summary.inputs) {
-    const declared = opts.inputShapes?.[input.name] ?? input.shape;
-    if (!declared) continue;
-    const s: Shape = declared.map((d) => (typeof d === 'number' ? (d > 0 ? d : null) : d !== null && opts.dims && d in opts.dims ? opts.dims[d] : null));
-    if (s.length) {
-      if (opts.batchSize !== undefined) s[0] = opts.batchSize;
-      else if (s[0] === null) {
-        s[0] = 1;
-        source = 'assumed';
-      }
-      batch ??= s[0];
-    }
-    shapes[input.name] = s;
-  }
+  const { shapes, batch, source } = auditInputShapes(buildGraphView(model).summary.inputs, opts);
   const view = buildDoctorView(model, { inputShapes: shapes });
   return auditBatchNorm(view, {
     batchSize: batch ?? 1,
