@@ -6,10 +6,9 @@ import { formatBytes, formatDelta, formatError, formatInt } from '../src/protoco
 import type { FixPreview, FixSettings, FixVerification } from '../src/protocol/messages';
 import { clear, h, setDisabled } from './dom';
 import { renderVerify } from './fold';
+import { PreviewPanel, type PreviewPanelEvents } from './preview';
 
-export interface FixPanelEvents {
-  onApply(previewId: number): void;
-  onCancel(previewId: number): void;
+export interface FixPanelEvents extends PreviewPanelEvents {
   /** new settings (rate, groups): the preview is planned again with them */
   onSettings(fixId: string, settings: FixSettings): void;
 }
@@ -23,19 +22,16 @@ function isFold(c: FoldCandidate | RewriteCandidate): c is FoldCandidate {
  * verification — for fixes that keep the outputs the max abs / rel error and the tolerance; for fixes that
  * change them on purpose the measured deviation and a plain warning — then Apply (an undoable edit) or Cancel.
  */
-export class FixPanel {
+export class FixPanel extends PreviewPanel {
   readonly element: HTMLElement;
   private readonly verifyEl: HTMLElement;
-  private readonly errorEl: HTMLElement;
-  private readonly applyButton: HTMLElementTagNameMap['vscode-button'];
-  private readonly cancelButton: HTMLElementTagNameMap['vscode-button'];
-  private busy = false;
 
   constructor(
     readonly preview: FixPreview,
     private readonly editable: boolean,
     private readonly events: FixPanelEvents,
   ) {
+    super({ title: preview.title, applyTestId: 'fix-apply-button', cancelTestId: 'fix-cancel-button', previewId: preview.previewId, events });
     const p = preview;
     const heading = h('h2', { attrs: { id: 'fix-title', tabindex: -1 } }, `${p.title} — preview`);
     const changes = h('ul', { class: 'plain' });
@@ -50,13 +46,6 @@ export class FixPanel {
     for (const s of p.plan.skipped) skipped.append(h('li', null, h('code', null, s.layer), `: ${s.reason}`));
 
     this.verifyEl = h('div', { class: 'verify', testid: 'fix-verify', attrs: { 'aria-live': 'polite' } });
-    this.errorEl = h('p', { class: 'error-text', attrs: { role: 'alert', hidden: true } });
-    this.applyButton = h('vscode-button', { testid: 'fix-apply-button', attrs: { 'aria-label': `Apply ${p.title}` } }, 'Apply');
-    this.applyButton.addEventListener('click', () => {
-      if (!this.applyButton.disabled) events.onApply(p.previewId);
-    });
-    this.cancelButton = h('vscode-button', { testid: 'fix-cancel-button', attrs: { secondary: true, 'aria-label': `Cancel ${p.title}` } }, 'Cancel');
-    this.cancelButton.addEventListener('click', () => events.onCancel(p.previewId));
 
     this.element = h(
       'section',
@@ -181,17 +170,7 @@ export class FixPanel {
     this.updateButtons();
   }
 
-  setBusy(busy: boolean): void {
-    this.busy = busy;
-    this.updateButtons();
-  }
-
-  showError(message: string | null): void {
-    this.errorEl.textContent = message ?? '';
-    this.errorEl.hidden = message === null;
-  }
-
-  private updateButtons(): void {
+  protected updateButtons(): void {
     const p = this.preview;
     const st = p.verification.state;
     const verified = st === 'done' && (!p.preservesOutputs || p.withinTolerance === true);

@@ -4,29 +4,24 @@ import type { VerifyReport } from '../src/core/types';
 import { formatBytes, formatDelta, formatError, formatInt } from '../src/protocol/format';
 import type { FoldPreview, VerificationState } from '../src/protocol/messages';
 import { clear, h, setDisabled } from './dom';
+import { PreviewPanel, type PreviewPanelEvents } from './preview';
 
-export interface FoldPanelEvents {
-  onApply(previewId: number): void;
-  onCancel(previewId: number): void;
-}
+export type FoldPanelEvents = PreviewPanelEvents;
 
 /**
  * The Fold BatchNorm preview: what folds into what, what is skipped and why, the size change, and the
  * verification (max abs / rel error of running the model before and after) — then Apply or Cancel.
  */
-export class FoldPanel {
+export class FoldPanel extends PreviewPanel {
   readonly element: HTMLElement;
   private readonly verifyEl: HTMLElement;
-  private readonly errorEl: HTMLElement;
-  private readonly applyButton: HTMLElementTagNameMap['vscode-button'];
-  private readonly cancelButton: HTMLElementTagNameMap['vscode-button'];
-  private busy = false;
 
   constructor(
     readonly preview: FoldPreview,
     private readonly editable: boolean,
     events: FoldPanelEvents,
   ) {
+    super({ title: 'Fold BatchNorm', applyTestId: 'apply-button', cancelTestId: 'cancel-button', previewId: preview.previewId, events });
     const { plan, size, notes } = preview;
     const heading = h('h2', { attrs: { id: 'fold-title', tabindex: -1 } }, 'Fold BatchNorm — preview');
 
@@ -48,14 +43,6 @@ export class FoldPanel {
     );
 
     this.verifyEl = h('div', { class: 'verify', testid: 'fold-verify', attrs: { 'aria-live': 'polite' } });
-    this.errorEl = h('p', { class: 'error-text', attrs: { role: 'alert', hidden: true } });
-
-    this.applyButton = h('vscode-button', { testid: 'apply-button', attrs: { 'aria-label': 'Apply Fold BatchNorm' } }, 'Apply');
-    this.applyButton.addEventListener('click', () => {
-      if (!this.applyButton.disabled) events.onApply(preview.previewId);
-    });
-    this.cancelButton = h('vscode-button', { testid: 'cancel-button', attrs: { secondary: true, 'aria-label': 'Cancel Fold BatchNorm' } }, 'Cancel');
-    this.cancelButton.addEventListener('click', () => events.onCancel(preview.previewId));
 
     this.element = h(
       'section',
@@ -109,17 +96,7 @@ export class FoldPanel {
     this.updateButtons();
   }
 
-  setBusy(busy: boolean): void {
-    this.busy = busy;
-    this.updateButtons();
-  }
-
-  showError(message: string | null): void {
-    this.errorEl.textContent = message ?? '';
-    this.errorEl.hidden = message === null;
-  }
-
-  private updateButtons(): void {
+  protected updateButtons(): void {
     const v = this.preview.verification;
     const ok = v.state === 'done' && this.preview.plan.candidates.length > 0 && this.editable;
     setDisabled(this.applyButton, !ok || this.busy);

@@ -1,28 +1,23 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { FreezePreview } from '../src/protocol/messages';
 import { h, setDisabled } from './dom';
+import { PreviewPanel, type PreviewPanelEvents } from './preview';
 
-export interface FreezePanelEvents {
-  onApply(previewId: number): void;
-  onCancel(previewId: number): void;
-}
+export type FreezePanelEvents = PreviewPanelEvents;
 
 /**
  * The Freeze BatchNorm preview (Keras-family formats): what freezing does, which layers it changes, then Apply
  * (an undoable edit) or Cancel. Nothing to verify: `trainable` does not change what the model computes.
  */
-export class FreezePanel {
+export class FreezePanel extends PreviewPanel {
   readonly element: HTMLElement;
-  private readonly errorEl: HTMLElement;
-  private readonly applyButton: HTMLElementTagNameMap['vscode-button'];
-  private readonly cancelButton: HTMLElementTagNameMap['vscode-button'];
-  private busy = false;
 
   constructor(
     readonly preview: FreezePreview,
     private readonly editable: boolean,
     events: FreezePanelEvents,
   ) {
+    super({ title: 'Freeze BatchNorm', applyTestId: 'freeze-apply-button', cancelTestId: 'freeze-cancel-button', previewId: preview.previewId, events });
     const n = preview.layers.length;
     const heading = h('h2', { attrs: { id: 'freeze-title', tabindex: -1 } }, 'Freeze BatchNorm — preview');
     const explain = h(
@@ -39,13 +34,6 @@ export class FreezePanel {
     const list = h('ul', { class: 'plain' });
     for (const name of preview.layers) list.append(h('li', null, h('code', null, name)));
 
-    this.errorEl = h('p', { class: 'error-text', attrs: { role: 'alert', hidden: true } });
-    this.applyButton = h('vscode-button', { testid: 'freeze-apply-button', attrs: { 'aria-label': 'Apply Freeze BatchNorm' } }, 'Apply');
-    this.applyButton.addEventListener('click', () => {
-      if (!this.applyButton.disabled) events.onApply(preview.previewId);
-    });
-    this.cancelButton = h('vscode-button', { testid: 'freeze-cancel-button', attrs: { secondary: true, 'aria-label': 'Cancel Freeze BatchNorm' } }, 'Cancel');
-    this.cancelButton.addEventListener('click', () => events.onCancel(preview.previewId));
 
     this.element = h(
       'section',
@@ -66,17 +54,7 @@ export class FreezePanel {
     this.element.querySelector<HTMLElement>('#freeze-title')?.focus();
   }
 
-  setBusy(busy: boolean): void {
-    this.busy = busy;
-    this.updateButtons();
-  }
-
-  showError(message: string | null): void {
-    this.errorEl.textContent = message ?? '';
-    this.errorEl.hidden = message === null;
-  }
-
-  private updateButtons(): void {
+  protected updateButtons(): void {
     const ok = this.preview.layers.length > 0 && this.editable;
     setDisabled(this.applyButton, !ok || this.busy);
     this.applyButton.title = ok ? 'Apply as an undoable edit' : !this.editable ? 'This file is read-only' : 'Nothing to freeze';
