@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { buildReport, buildReportAsync, type InspectOptions } from './analysis/inspect';
+import { allocateModelMemory } from './analysis/wasm-kernels';
 import { ModelError } from './errors';
 import type { MemoryPlanOptions } from './analysis/memory-planner';
 import { applyDoctorRewrite, auditWith, mergeFindings, planDoctorRewrite, planMemoryFor, type AuditOptions, type AuditReport, type DoctorRewrite, type DoctorRewriteResult, type FixOptions } from './doctor';
@@ -80,8 +81,8 @@ export function errorMessage(err: unknown): string {
   return `internal error: ${msg.split('\n')[0]}`;
 }
 
-/** ONNX files this large are read into shared memory, so statistics workers read their tensors in place */
-const SHARED_READ_BYTES = 16 << 20;
+/** ONNX files this large are read into shared (WebAssembly) memory: the statistics kernels and worker read their tensors in place */
+const SHARED_READ_BYTES = 1 << 20;
 
 async function readModelFile(file: string, size: number): Promise<Uint8Array> {
   if (size < SHARED_READ_BYTES) return fsp.readFile(file);
@@ -90,7 +91,8 @@ async function readModelFile(file: string, size: number): Promise<Uint8Array> {
     const head = new Uint8Array(64);
     await fh.read(head, 0, head.length, 0);
     if (sniffFormat(head) !== 'onnx') return await fh.readFile();
-    const out = new Uint8Array(new SharedArrayBuffer(size));
+    // a shared WebAssembly memory when possible: the statistics kernels then read every tensor in place
+    const out = allocateModelMemory(size) ?? new Uint8Array(new SharedArrayBuffer(size));
     let done = 0;
     while (done < size) {
       const { bytesRead } = await fh.read(out, done, size - done, done);

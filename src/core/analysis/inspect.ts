@@ -3,6 +3,7 @@ import type { GraphView, LayerView, WeightView } from '../graph/graph';
 import type { BatchNormSummary, Finding, InspectReport, LayerReport, TensorSummary } from '../types';
 import { statsParallel } from './parallel-stats';
 import { rangeOf, weightStats } from './stats';
+import { kernelWeightStats } from './wasm-kernels';
 
 export const LOW_VARIANCE = 1e-8;
 export const LOW_GAMMA = 1e-6;
@@ -53,6 +54,13 @@ function finish(view: GraphView, layers: LayerReport[]): InspectReport {
   };
 }
 
+/** the kernels when the tensor sits in a kernel memory (large ONNX files), else the JavaScript reference */
+function tensorStats(w: WeightView, data: Float32Array | undefined) {
+  const sh = data ? null : w.shared?.();
+  const fast = sh ? kernelWeightStats(sh.buffer, sh.byteOffset, sh.length, w.statsShape ?? w.shape, w.channelAxis, w.groups) : null;
+  return fast ?? weightStats(data ?? w.peek(), w.statsShape ?? w.shape, w.channelAxis, w.groups);
+}
+
 function layerReport(l: LayerView, withStats: boolean): LayerReport {
   const weights: TensorSummary[] = [];
   let params = 0;
@@ -74,7 +82,7 @@ function layerReport(l: LayerView, withStats: boolean): LayerReport {
       bytes: w.bytes,
       source: w.source,
       ...(w.quantized ? { quantized: w.quantized } : {}),
-      stats: withStats && count > 0 ? weightStats(cache.get(w) ?? w.peek(), w.statsShape ?? w.shape, w.channelAxis, w.groups) : null,
+      stats: withStats && count > 0 ? tensorStats(w, cache.get(w)) : null,
     });
   }
   const report: LayerReport = {

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import type { SharedFloat32 } from '../graph/graph';
 import type { WeightStats } from '../types';
 import { weightStats } from './stats';
+import { kernelMemoryOf, kernelsModule, kernelWeightStats, SCRATCH_BYTES, wasmWeightStats, type WasmMemory } from './wasm-kernels';
 
 export interface StatsJob {
   shape: number[];
@@ -22,6 +23,15 @@ export interface StatsJob {
   shared?(): SharedFloat32 | null;
 }
 
+interface QueuedJob {
+  shared: SharedFloat32;
+  /** index into the message's kernel memories when the data sits in one (-1: JavaScript) */
+  memory: number;
+  shape: number[];
+  channelAxis: number | null;
+  groups: number;
+}
+
 interface WorkerJob {
   /** either owned data (transferred) or a place in shared memory */
   data: Float32Array | null;
@@ -34,6 +44,7 @@ interface WorkerJob {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const weightStats = ${weightStats.toString()};
+const wasmWeightStats = ${wasmWeightStats.toString()};
 let scratch = new ArrayBuffer(0);
 function view(s) {
   if (s.byteOffset % 4 === 0) return new Float32Array(s.buffer, s.byteOffset, s.length);
@@ -43,18 +54,31 @@ function view(s) {
 }
 parentPort.on('message', (m) => {
   // tensors in shared memory: take them one at a time from the queue the calling thread also takes from
+  // the statistics kernels on each kernel memory, with this thread's scratch area
+  const kernels = m.memories.map((memory) => {
+    const e = new WebAssembly.Instance(m.module, { env: { memory } }).exports;
+    return { k: e, buffer: memory.buffer };
+  });
   const out = [];
   for (;;) {
     const k = Atomics.add(m.next, 0, 1);
     if (k >= m.queue.length) break;
     const j = m.queue[k];
-    out.push([k, weightStats(view(j.shared), j.shape, j.channelAxis, j.groups)]);
+    const w = j.memory >= 0 ? kernels[j.memory] : null;
+    const fast = w ? wasmWeightStats(w.k, w.buffer, j.shared.byteOffset, j.shared.length, j.shape, j.channelAxis, j.groups, m.scratch) : null;
+    out.push([k, fast ?? weightStats(view(j.shared), j.shape, j.channelAxis, j.groups)]);
   }
   // tensors it owns (transferred copies)
   const owned = m.owned.map((j) => weightStats(j.data, j.shape, j.channelAxis, j.groups));
   parentPort.postMessage({ queued: out, owned });
 });
 `;
+
+/** statistics on the calling thread: the kernels when the data sits in a kernel memory, else JavaScript */
+function localStats(j: StatsJob, shared: SharedFloat32 | undefined): WeightStats {
+  const fast = shared ? kernelWeightStats(shared.buffer, shared.byteOffset, shared.length, j.shape, j.channelAxis, j.groups) : null;
+  return fast ?? weightStats(j.peek(), j.shape, j.channelAxis, j.groups);
+}
 
 /** below this many elements a worker costs more than it saves */
 export const PARALLEL_THRESHOLD = 4_000_000;
@@ -71,7 +95,7 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   if (total < minElements || cores < 2) {
     meanwhile?.();
-    return jobs.map((j) => weightStats(j.peek(), j.shape, j.channelAxis, j.groups));
+    return jobs.map((j) => localStats(j, j.shared?.() ?? undefined));
   }
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].count - jobs[a].count);
   const sharedOf = new Map<number, SharedFloat32>();
@@ -80,6 +104,14 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
     if (sh) sharedOf.set(i, sh);
   }
   const queued = order.filter((i) => sharedOf.has(i));
+  const module = kernelsModule();
+  const memories: WasmMemory[] = [];
+  const memoryIndex = (sh: SharedFloat32): number => {
+    const mem = module ? kernelMemoryOf(sh.buffer) : null;
+    if (!mem) return -1;
+    if (!memories.includes(mem)) memories.push(mem);
+    return memories.indexOf(mem);
+  };
   const rest = order.filter((i) => !sharedOf.has(i));
   // nothing shared: hand the worker about half of the bytes as transferred copies
   const owned: number[] = [];
@@ -97,7 +129,10 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
   const next = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(WORKER_SOURCE, { eval: true });
   try {
-    const queue = queued.map((i) => ({ shared: sharedOf.get(i) as SharedFloat32, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
+    const queue: QueuedJob[] = queued.map((i) => {
+      const shared = sharedOf.get(i) as SharedFloat32;
+      return { shared, memory: memoryIndex(shared), shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups };
+    });
     const ownedPayload: WorkerJob[] = owned.map((i) => ({ data: jobs[i].read(), shared: null, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
     const done = new Promise<{ queued: [number, WeightStats][]; owned: WeightStats[] }>((resolve, reject) => {
       worker.once('message', resolve);
@@ -105,7 +140,7 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
       worker.once('exit', (code) => reject(new Error(`statistics worker exited with code ${code}`)));
     });
     worker.postMessage(
-      { next, queue, owned: ownedPayload },
+      { next, queue, owned: ownedPayload, module: memories.length ? module : null, memories, scratch: SCRATCH_BYTES },
       ownedPayload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
     );
     // other work of the caller runs while the worker starts and takes the first tensors
@@ -115,7 +150,7 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
       const k = Atomics.add(next, 0, 1);
       if (k >= queued.length) break;
       const i = queued[k];
-      results[i] = weightStats(jobs[i].peek(), jobs[i].shape, jobs[i].channelAxis, jobs[i].groups);
+      results[i] = localStats(jobs[i], sharedOf.get(i));
     }
     for (const i of local) results[i] = weightStats(jobs[i].peek(), jobs[i].shape, jobs[i].channelAxis, jobs[i].groups);
     const fromWorker = await done;
