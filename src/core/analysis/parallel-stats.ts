@@ -1,7 +1,9 @@
 /**
- * Weight statistics on two cores: a worker thread takes about half of the bytes (largest tensors first,
- * their data copied once and transferred), the calling thread computes the rest meanwhile. The worker runs
- * weightStats from its own source text, so there is no separate worker bundle to ship or to find.
+ * Weight statistics on two cores: a worker thread and the calling thread take tensors from one queue. Tensors
+ * of a model read into a shared WebAssembly memory go to the SIMD kernels (wasm-kernels.ts) on both threads,
+ * in place; other shared tensors to weightStats; with nothing shared, the worker gets about half of the bytes as
+ * transferred copies. The worker runs weightStats and the kernels' glue from their own source text (and the
+ * compiled module, posted to it), so there is no separate worker bundle to ship or to find.
  */
 import { Worker } from 'node:worker_threads';
 import * as os from 'node:os';
