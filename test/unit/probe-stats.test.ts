@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/core/api';
 import { ACTIVATION_OPS, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
 import { openProbeInputs } from '../../src/core/analysis/probe-inputs';
-import { ChannelStats, channelLayout } from '../../src/core/analysis/streaming-stats';
+import { ChannelStats, channelLayout, KERNEL_MIN_VALUES } from '../../src/core/analysis/streaming-stats';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import { Rng } from '../../src/core/util/random';
@@ -56,6 +56,13 @@ describe('streaming statistics', () => {
       [[6, 5, 3, 4], 1],
       [[7, 9], 1],
       [[4, 3, 8], 2],
+      // blocks of >= KERNEL_MIN_VALUES go through the WebAssembly kernels: runs with tails, channels-last with
+      // C % 4 = 0 and 3
+      [[16, 32, 9, 9], 1],
+      [[4, 3, 37, 37], 1],
+      [[64, 100], 1],
+      [[50, 103], 1],
+      [[2, 40, 103], 2],
     ] as [number[], number][]) {
       const blocks: Float32Array[] = [];
       for (let b = 0; b < 5; b++) {
@@ -84,6 +91,36 @@ describe('streaming statistics', () => {
           assert.equal(st.max[c], ref.max[c]);
           assert.equal(z[c], ref.apoz[c]);
         }
+      }
+    }
+  });
+});
+
+describe('streaming statistics: WebAssembly kernels', () => {
+  it("give the JavaScript path's numbers, NaN left out of min / max / APoZ alike", () => {
+    const rng = new Rng(9);
+    for (const [dims, axis] of [
+      [[8, 16, 7, 9], 1],
+      [[70, 61], 1],
+      [[3, 1, 4099], 2],
+    ] as [number[], number][]) {
+      const n = dims.reduce((p, v) => p * v, 1);
+      assert.ok(n >= KERNEL_MIN_VALUES);
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = i % 11 === 0 ? 0 : i % 97 === 5 ? NaN : rng.normal() * 2 + 0.5;
+      const viaKernels = new ChannelStats(dims[axis]);
+      const viaJs = new ChannelStats(dims[axis]);
+      viaKernels.add(a, channelLayout(dims, axis));
+      viaJs.add(Float64Array.from(a), channelLayout(dims, axis)); // not a Float32Array: the JavaScript loop
+      viaKernels.add(a.map((v) => v * 0.5 - 1), channelLayout(dims, axis));
+      viaJs.add(Float64Array.from(a, (v) => Math.fround(v * 0.5 - 1)), channelLayout(dims, axis));
+      for (let c = 0; c < dims[axis]; c++) {
+        const same = (x: number, y: number) => (Number.isNaN(x) && Number.isNaN(y)) || close(x, y, 1e-12);
+        assert.ok(same(viaKernels.mean[c], viaJs.mean[c]), `mean[${c}] ${viaKernels.mean[c]} vs ${viaJs.mean[c]}`);
+        assert.ok(same(viaKernels.m2[c], viaJs.m2[c]), `m2[${c}]`);
+        assert.equal(viaKernels.min[c], viaJs.min[c]);
+        assert.equal(viaKernels.max[c], viaJs.max[c]);
+        assert.equal(viaKernels.nonPositive[c], viaJs.nonPositive[c]);
       }
     }
   });

@@ -5,11 +5,12 @@
  * so no types need filling). Per channel: APoZ (fraction <= 0), mean, variance, min, max; per layer: mean and
  * variance (the depth profile). Statistics stream (streaming-stats.ts): memory does not grow with samples.
  *
- * Cost (measured, scripts/bench/probe.ts): every captured activation leaves onnxruntime as a copy, and the
- * statistics take ~1.4 ns per value in JS. On compute-heavy models (FCN-ResNet50) probing costs ~1.6x plain
- * inference; on activation-heavy small models (PaddleOCR's MobileNetV3-style classifier: ~60 MACs per activation
- * value) ~4-7x. onnxruntime-node runs inference on the calling thread, so statistics cannot overlap with it;
- * computing the reductions inside the graph instead (Reduce* or global pooling nodes) measured 2-4x there too.
+ * Cost (measured, scripts/bench/probe.ts): every captured activation leaves onnxruntime-node as a fresh copy,
+ * which alone costs ~1.3x plain inference on FCN-ResNet50 and ~3x on PaddleOCR's MobileNetV3-style classifier
+ * (~60 MACs per activation value); the statistics then take ~0.6 ns per value (WebAssembly SIMD kernels,
+ * streaming-stats.ts). Computing them inside the graph instead (Reduce* + Sign nodes, or BatchNormalization in
+ * training mode for a two-pass variance) measured the same or slower, with float32 sums whose variance loses
+ * all digits when |mean| >> std, so the copy stays.
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';

@@ -15,6 +15,7 @@ import { KERNELS_WASM_BASE64 } from './kernels-wasm';
 /** the parts of the WebAssembly JS API used here (the DOM lib is not part of the core's types) */
 export interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  grow(pages: number): number;
 }
 export interface WasmModule {
   readonly __wasmModule?: never;
@@ -28,6 +29,8 @@ interface WasmApi {
 export interface StatsKernels {
   pass1(ptr: number, n: number, out: number): void;
   pass2(ptr: number, outer: number, size: number, inner: number, rowsPerGroup: number, lo: number, scale: number, near: number, acc: number, hist: number, cnt: number): number;
+  chan_runs(ptr: number, outer: number, C: number, inner: number, shift: number, sum: number, sq: number, mn: number, mx: number, np: number): void;
+  chan_last(ptr: number, rows: number, C: number, shift: number, sum: number, sq: number, mn: number, mx: number, np: number): void;
 }
 
 const PAGE = 65536;
@@ -88,7 +91,12 @@ export function kernelMemoryOf(buffer: ArrayBufferLike): WasmMemory | null {
 export function instantiateKernels(module: WasmModule, memory: WasmMemory): StatsKernels {
   const w = wasmApi() as WasmApi;
   const e = new w.Instance(module, { env: { memory } }).exports;
-  return { pass1: e.pass1 as StatsKernels['pass1'], pass2: e.pass2 as StatsKernels['pass2'] };
+  return {
+    pass1: e.pass1 as StatsKernels['pass1'],
+    pass2: e.pass2 as StatsKernels['pass2'],
+    chan_runs: e.chan_runs as StatsKernels['chan_runs'],
+    chan_last: e.chan_last as StatsKernels['chan_last'],
+  };
 }
 
 function kernelsFor(buffer: ArrayBufferLike): StatsKernels | null {
@@ -185,4 +193,37 @@ export function wasmWeightStats(
     histogram: { min, max, counts: hist },
     channel_l2: real ? Array.from(acc, Math.sqrt) : null,
   };
+}
+
+let scratchMemory: { memory: WasmMemory; kernels: StatsKernels } | null | undefined;
+
+/**
+ * A scratch kernel memory of at least `bytes` bytes (one per thread, grown on demand) for data that has to be
+ * copied in first (activations from an engine); null where WebAssembly is unavailable.
+ */
+export function scratchKernels(bytes: number): { kernels: StatsKernels; buffer: SharedArrayBuffer } | null {
+  if (scratchMemory === undefined) {
+    const w = wasmApi();
+    const module = kernelsModule();
+    try {
+      if (!w || !module) throw new Error('no WebAssembly');
+      const memory = new w.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+      scratchMemory = { memory, kernels: instantiateKernels(module, memory) };
+    } catch {
+      scratchMemory = null;
+    }
+  }
+  if (!scratchMemory) return null;
+  const { memory } = scratchMemory;
+  const have = memory.buffer.byteLength;
+  if (bytes > have) {
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) return null;
+    try {
+      memory.grow(pages);
+    } catch {
+      return null;
+    }
+  }
+  return { kernels: scratchMemory.kernels, buffer: memory.buffer as SharedArrayBuffer };
 }
