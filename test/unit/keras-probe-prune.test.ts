@@ -61,15 +61,22 @@ describe('Keras probe / prune on nsfwjs mobilenet_v2 (TF.js layers)', () => {
     }
   });
 
-  it("prunes dead units of Conv_1 and the dense head exactly, file and params shrink, reloads", async () => {
+  it("prunes dead units of the expansions (through the depthwise convs), Conv_1 and the dense head exactly, file and params shrink, reloads", async () => {
     const r = await prune(model, { criterion: 'dead', inputs: SEEDED, samples: 8, batchSize: 4 });
-    assert.deepEqual(Object.keys(r.removed).sort(), ['Conv_1', 'dense_1', 'dense_2']);
+    for (const l of ['Conv_1', 'dense_1', 'dense_2', 'block_16_expand']) assert.ok(r.removed[l] > 0, `${l} loses dead units`);
+    assert.ok(Object.keys(r.removed).filter((l) => /^block_\d+_expand$/.test(l)).length >= 10, JSON.stringify(r.removed));
     assert.equal(r.verify.max_abs_error, 0, 'removing units that are exactly 0 changes nothing');
     assert.equal(r.verify.samples, 8);
     assert.ok(r.params_after < r.params_before && r.bytes_after < r.bytes_before);
     assert.ok(r.macs_after! < r.macs_before!);
-    const reasons = r.plan.skipped.map((s) => s.reason).join('\n');
-    assert.match(reasons, /DepthwiseConv2D\) is depthwise/);
+    // an expansion's dead channels leave its depthwise kernel too (sliced in its stored uint8 form), and the
+    // project convolution's input rows; the ZeroPadding2D before a strided depthwise is passed through
+    const dwk = (r.model as KerasModel).weights.find((w) => w.storeName === 'block_16_depthwise/depthwise_kernel')!;
+    assert.deepEqual(dwk.shape, [3, 3, 960 - r.removed.block_16_expand, 1]);
+    assert.equal(dwk.quantization?.dtype, 'uint8');
+    const proj = (r.model as KerasModel).weights.find((w) => w.storeName === 'block_16_project/kernel')!;
+    assert.deepEqual(proj.shape, [1, 1, 960 - r.removed.block_16_expand, 320]);
+    assert.ok(r.removed.block_13_expand > 0, 'block_13 has a ZeroPadding2D in its chain');
     // residual Add: the projections are pruned as coupled groups (none of their linear outputs is constant)
     const residual = r.plan.groups.find((g) => g.layers.includes('block_1_project') && g.layers.includes('block_2_project'))!;
     assert.ok(residual && residual.removed.length === 0, JSON.stringify(residual));
@@ -140,7 +147,7 @@ describe('Keras fixtures: prune with constants folded, swap, refusals', () => {
     const r = await prune(m, { criterion: 'dead', samples: 4 });
     assert.deepEqual(r.removed, {});
     const reasons = Object.fromEntries(r.plan.skipped.map((s) => [s.layer, s.reason]));
-    assert.match(reasons.pw, /depthwise/);
+    assert.match(reasons.pw, /DepthwiseConv2D\) has depth multiplier 2/);
     assert.match(reasons.proj, /Add\) couples channels/);
     assert.match(reasons.act_conv, /Conv2DTranspose\) in the path is not handled/);
   });

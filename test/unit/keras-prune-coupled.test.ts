@@ -13,8 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { loadModel, probe, prune, saveModel } from '../../src/core/api';
 import type { JsonObject } from '../../src/core/formats/keras/json';
 import { loadH5wasm } from '../../src/core/formats/keras/h5';
-import { float32Weight, KerasModel, weightToFloat32, type KWeight } from '../../src/core/formats/keras/model';
+import { weightToFloat32, type KerasModel } from '../../src/core/formats/keras/model';
 import { buildGraph } from '../../src/core/formats/keras/topology';
+import { conv, inputLayer, kerasModel, layer, rng, WeightList } from '../helpers/keras-build';
 
 let tmp = '';
 before(async () => {
@@ -23,61 +24,13 @@ before(async () => {
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-const conv = (name: string, filters: number, k: number, input: string, padding = 'same'): JsonObject => ({
-  class_name: 'Conv2D',
-  name,
-  inbound_nodes: [[[input, 0, 0, {}]]],
-  config: { name, trainable: true, dtype: 'float32', filters, kernel_size: [k, k], strides: [1, 1], padding, data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'linear', use_bias: true },
-});
-const layer = (cls: string, name: string, inputs: string[], extra: JsonObject = {}): JsonObject => ({
-  class_name: cls,
-  name,
-  inbound_nodes: [inputs.map((i) => [i, 0, 0, {}])],
-  config: { name, trainable: true, dtype: 'float32', ...extra },
-});
-
 /** inp(8x8x3) -> c1 -> r1 ; inp -> c2 -> bn2 -> r2 ; add = r1 + r2 ; add -> c3 -> r3 ; cat[add, r3] -> head(1x1) -> gap -> out */
 /** output shapes of the layers, for the Keras 3 config's recorded tensors */
 const SHAPES: Record<string, (number | null)[]> = { inp: [null, 8, 8, 3], c1: [null, 8, 8, 4], r1: [null, 8, 8, 4], c2: [null, 8, 8, 4], bn2: [null, 8, 8, 4], r2: [null, 8, 8, 4], add: [null, 8, 8, 4], c3: [null, 8, 8, 3], r3: [null, 8, 8, 3], cat: [null, 8, 8, 7], head: [null, 8, 8, 2], gap: [null, 2] };
 
-/** the Keras 2 functional layers as Keras 3 writes them: call args as __keras_tensor__ objects, build_config, batch_shape */
-function keras3Config(layers: JsonObject[]): JsonObject {
-  const tensor = (n: string) => ({ class_name: '__keras_tensor__', config: { shape: [...SHAPES[n]], dtype: 'float32', keras_history: [n, 0, 0] } });
-  const out = layers.map((l) => {
-    const name = l.name as string;
-    const cfg = { ...(l.config as JsonObject) };
-    if (l.class_name === 'InputLayer') {
-      cfg.batch_shape = cfg.batch_input_shape;
-      delete cfg.batch_input_shape;
-      delete cfg.ragged;
-      return { module: 'keras.layers', class_name: 'InputLayer', config: cfg, registered_name: null, name, inbound_nodes: [] };
-    }
-    const inputs = ((l.inbound_nodes as JsonObject[][][])[0] ?? []).map((r) => r[0] as unknown as string);
-    const multi = inputs.length > 1;
-    return {
-      module: 'keras.layers',
-      class_name: l.class_name,
-      config: cfg,
-      registered_name: null,
-      build_config: { input_shape: multi ? inputs.map((i) => [...SHAPES[i]]) : [...SHAPES[inputs[0]]] },
-      name,
-      inbound_nodes: [{ args: multi ? [inputs.map(tensor)] : [tensor(inputs[0])], kwargs: {} }],
-    } as JsonObject;
-  });
-  return { module: 'keras.src.models.functional', class_name: 'Functional', config: { name: 'coupled', trainable: true, layers: out, input_layers: [['inp', 0, 0]], output_layers: [['out', 0, 0]] }, registered_name: 'Functional' };
-}
-
 function coupledModel(format: 'keras-h5' | 'keras', constant = true): KerasModel {
   const layers: JsonObject[] = [
-    { class_name: 'InputLayer', name: 'inp', inbound_nodes: [], config: { name: 'inp', batch_input_shape: [null, 8, 8, 3], dtype: 'float32', sparse: false, ragged: false } },
+    inputLayer('inp', [8, 8, 3]),
     conv('c1', 4, 3, 'inp'),
     layer('ReLU', 'r1', ['c1'], { max_value: null, negative_slope: 0, threshold: 0 }),
     conv('c2', 4, 3, 'inp'),
@@ -91,14 +44,9 @@ function coupledModel(format: 'keras-h5' | 'keras', constant = true): KerasModel
     layer('GlobalAveragePooling2D', 'gap', ['head'], { data_format: 'channels_last' }),
     { ...layer('Dense', 'out', ['gap'], { units: 2, activation: 'linear', use_bias: true }) },
   ];
-  const config: JsonObject = { class_name: 'Functional', config: { name: 'coupled', layers, input_layers: [['inp', 0, 0]], output_layers: [['out', 0, 0]] }, keras_version: '2.15.0', backend: 'tensorflow' };
   const r = rng(3);
-  const weights: KWeight[] = [];
-  const w = (l: string, key: string, shape: number[], fill: (i: number) => number) => {
-    const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < v.length; i++) v[i] = fill(i);
-    weights.push(float32Weight({ storeName: `${l}/${key}:0`, layerPath: [l], key, shape }, v));
-  };
+  const list = new WeightList();
+  const w = list.add.bind(list);
   const kernel = (l: string, shape: number[], zeroOut: number[] = []) => w(l, 'kernel', shape, (i) => (zeroOut.includes(i % shape[3]) ? 0 : r()));
   const bias = (l: string, values: number[]) => w(l, 'bias', [values.length], (i) => values[i]);
   kernel('c1', [3, 3, 3, 4]);
@@ -115,17 +63,7 @@ function coupledModel(format: 'keras-h5' | 'keras', constant = true): KerasModel
   bias('head', [0.1, -0.1]);
   kernel('out', [1, 1, 2, 2].slice(2) as number[]);
   bias('out', [0, 0]);
-  if (format === 'keras') {
-    const k3 = keras3Config(layers);
-    const storeOf = new Map<string, number>();
-    const k3weights = weights.map((x) => {
-      const i = storeOf.get(x.layerPath[0]) ?? 0;
-      storeOf.set(x.layerPath[0], i + 1);
-      return { ...x, storeName: `layers/${x.layerPath[0]}/vars/${i}` };
-    });
-    return new KerasModel('keras', tmp, null, k3, k3weights, { kind: 'keras', config: k3, tree: { kind: 'group', attrs: [], children: [['vars', { kind: 'group', attrs: [], children: [] }]] }, entries: [] });
-  }
-  return new KerasModel('keras-h5', tmp, null, config, weights, { kind: 'keras-h5', tree: { kind: 'group', attrs: [], children: [] } });
+  return kerasModel(format, tmp, { name: 'coupled', layers, shapes: SHAPES, input: 'inp', output: 'out' }, list.weights);
 }
 
 describe('Keras dead pruning across residual Add and Concatenate', () => {

@@ -2,9 +2,10 @@
  * Structured pruning of Keras-topology models (TF.js layers, .h5, .keras), criterion 'dead': units / filters
  * that are constant on the probe inputs (a dead ReLU unit is exactly 0) are removed physically along simple
  * chains of the outermost model:
- *   Dense | Conv2D -> [BatchNormalization | activation | Dropout | pooling]* -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D
+ *   Dense | Conv2D -> [BatchNormalization | DepthwiseConv2D | activation | Dropout | pooling]* -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D
  * The producer loses kernel columns (last axis) and bias entries, a BatchNorm in the chain its gamma / beta /
- * moving statistics, the consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c
+ * moving statistics, a depthwise convolution (depth multiplier 1, MobileNet's inverted residuals) its kernel
+ * slice [.., .., c, 0] and bias c (the channel is observed after it, so a constant there is still exact), the consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c
  * is rows c, c + C, c + 2C ... in NHWC order), and a removed unit that is a non-zero constant v adds v x its
  * weights to the consumer's bias (only for Dense consumers and unpadded convolutions: zero padding would see
  * 0, not v, at the borders). `units` / `filters` are updated (Keras 3: also build_config and tensor shapes).
@@ -40,7 +41,7 @@ export interface KerasPruneResult extends PruneSize {
 
 const PRODUCERS = new Set(['Dense', 'Conv2D']);
 const ELEMENTWISE = new Set(['ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Activation', 'Dropout', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout']);
-const POOLING = new Set(['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
+const POOLING = new Set(['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'ZeroPadding2D', 'Cropping2D', 'UpSampling2D']);
 const COUPLING = new Set(['Add', 'Concatenate', 'Multiply', 'Subtract', 'Average', 'Maximum', 'Minimum']);
 
 interface Chain {
@@ -49,6 +50,8 @@ interface Chain {
   path: KLayer[];
   /** BatchNormalizations in the path (before any Flatten) */
   bns: KLayer[];
+  /** depthwise convolutions (depth multiplier 1) in the path: one kernel slice and bias entry per channel */
+  dws: KLayer[];
   flatten: boolean;
   consumer: KLayer;
   /** the layer whose output the consumer reads channel by channel (before Flatten) */
@@ -74,6 +77,7 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
   if (!C) return 'no units / filters in its config';
   const path: KLayer[] = [];
   const bns: KLayer[] = [];
+  const dws: KLayer[] = [];
   let flatten = false;
   let cur = p;
   let observe = p.name;
@@ -87,13 +91,24 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
     }
     const next = cons[0].layer;
     if (next.calls.length > 1) return `'${next.name}' is a shared layer`;
+    if (str(next.config.data_format) === 'channels_first') return `'${next.name}' is channels_first: only channels-last models are pruned`;
     if (next.sub) return `'${next.name}' is a nested model`;
     const cls = next.className;
     if (COUPLING.has(cls)) return `'${next.name}' (${cls}) couples channels: residual / concat coupling is not handled`;
+    if (cls === 'DepthwiseConv2D' && !flatten) {
+      // channel c in, channel c out (depth multiplier 1): its kernel slice [.., .., c, 0] and bias c go with c
+      if ((num(next.config.depth_multiplier) ?? 1) !== 1) return `'${next.name}' (DepthwiseConv2D) has depth multiplier ${String(next.config.depth_multiplier)}: channels tied through it are not handled`;
+      if (str(next.config.data_format) === 'channels_first') return `'${next.name}' is a channels_first convolution`;
+      dws.push(next);
+      path.push(next);
+      cur = next;
+      observe = next.name;
+      continue;
+    }
     if (cls.startsWith('DepthwiseConv') || cls.startsWith('SeparableConv')) return `'${next.name}' (${cls}) is depthwise: channels tied through the depth multiplier are not handled`;
     if (cls === 'Dense' || (cls === 'Conv2D' && !flatten)) {
       if (cls === 'Conv2D' && ((num(next.config.groups) ?? 1) !== 1 || str(next.config.data_format) === 'channels_first')) return `'${next.name}' is a grouped or channels_first convolution`;
-      return { producer: p, path, bns, flatten, consumer: next, observe, channels: C };
+      return { producer: p, path, bns, dws, flatten, consumer: next, observe, channels: C };
     }
     if (cls === 'Flatten' && !flatten) {
       flatten = true;
@@ -526,7 +541,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     const canFold = !!cb && (cons.className === 'Dense' || str(cons.config.padding) !== 'same' || isOneByOne(cons));
     const eligible = new Uint8Array(C).fill(1);
     const score = new Float64Array(C);
-    const group: PruneGroup = { layers: [ch.producer.name, ...ch.bns.map((b) => b.name)], channels: C, prunable: C, removed: [] };
+    const group: PruneGroup = { layers: [ch.producer.name, ...ch.dws.map((d) => d.name), ...ch.bns.map((b) => b.name)], channels: C, prunable: C, removed: [] };
     if (criterion === 'dead') {
       let nonZero = 0;
       for (let c = 0; c < C; c++) {
@@ -628,6 +643,11 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       else if (w.key === 'bias') edit(w).keeps[0] = keep;
     }
     for (const bn of ch.bns) for (const w of weightsOf(bn)) if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
+    for (const dw of ch.dws)
+      for (const w of weightsOf(dw)) {
+        if (w.shape.length === 4 && w.shape[2] === C) edit(w).keeps[2] = keep;
+        else if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
+      }
     // consumer: input rows, constants folded into the bias
     const kAxis = cons.className === 'Dense' ? 0 : 2;
     const rows = ck.shape[kAxis];

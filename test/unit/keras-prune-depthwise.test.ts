@@ -1,0 +1,110 @@
+/**
+ * Keras 'dead' pruning through a depthwise convolution (MobileNet's expand -> depthwise -> project chain), on a
+ * small model built here: Conv2D(6) -> BN -> ReLU -> ZeroPadding2D -> DepthwiseConv2D(3x3) -> BN -> ReLU -> Conv2D
+ * 1x1 -> GAP -> Dense. By construction, at the depthwise ReLU: channel 1 is the constant relu(bn2(0.3)) (c1's
+ * channel dead, the depthwise bias passes), channel 3 is dead (zero depthwise kernel, negative bias) although
+ * c1's channel 3 is alive, channel 4 is dead both ways. All three leave c1, both BatchNorms and the depthwise
+ * kernel; channel 1's constant is folded into the 1x1 consumer's bias. Oracle: TF.js running the original and
+ * the pruned model (prune's verify); the written file read back.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadModel, probe, prune, saveModel } from '../../src/core/api';
+import { loadH5wasm } from '../../src/core/formats/keras/h5';
+import { weightToFloat32, type KerasModel } from '../../src/core/formats/keras/model';
+import { conv, inputLayer, kerasModel, layer, rng, WeightList } from '../helpers/keras-build';
+
+let tmp = '';
+before(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'ms-keras-dw-'));
+  await loadH5wasm();
+});
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const SHAPES: Record<string, (number | null)[]> = {
+  inp: [null, 8, 8, 3], c1: [null, 8, 8, 6], bn1: [null, 8, 8, 6], r1: [null, 8, 8, 6], pad: [null, 10, 10, 6], dw: [null, 8, 8, 6],
+  bn2: [null, 8, 8, 6], r2: [null, 8, 8, 6], c2: [null, 8, 8, 4], gap: [null, 4], out: [null, 2],
+};
+
+function dwModel(format: 'keras-h5' | 'keras', mult = 1): KerasModel {
+  const D = 6 * mult;
+  const bn = (name: string, input: string) => layer('BatchNormalization', name, [input], { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true });
+  const relu = (name: string, input: string) => layer('ReLU', name, [input], { max_value: null, negative_slope: 0, threshold: 0 });
+  const layers = [
+    inputLayer('inp', [8, 8, 3]),
+    conv('c1', 6, 3, 'inp'),
+    bn('bn1', 'c1'),
+    relu('r1', 'bn1'),
+    layer('ZeroPadding2D', 'pad', ['r1'], { padding: [[1, 1], [1, 1]], data_format: 'channels_last' }),
+    layer('DepthwiseConv2D', 'dw', ['pad'], { kernel_size: [3, 3], strides: [1, 1], padding: 'valid', depth_multiplier: mult, data_format: 'channels_last', dilation_rate: [1, 1], activation: 'linear', use_bias: true }),
+    bn('bn2', 'dw'),
+    relu('r2', 'bn2'),
+    conv('c2', 4, 1, 'r2', 'valid'),
+    layer('GlobalAveragePooling2D', 'gap', ['c2'], { data_format: 'channels_last' }),
+    layer('Dense', 'out', ['gap'], { units: 2, activation: 'linear', use_bias: true }),
+  ];
+  const r = rng(11);
+  const list = new WeightList();
+  const w = list.add.bind(list);
+  w('c1', 'kernel', [3, 3, 3, 6], () => r());
+  w('c1', 'bias', [6], (i) => [0.1, -100, 0.2, 0.3, -100, 0.1][i]);
+  for (const [b, n] of [['bn1', 6], ['bn2', D]] as const) {
+    w(b, 'gamma', [n], (i) => 1 + 0.1 * i);
+    w(b, 'beta', [n], (i) => 0.05 * i);
+    w(b, 'moving_mean', [n], () => 0.01);
+    w(b, 'moving_variance', [n], () => 1.5);
+  }
+  // depthwise kernel [3, 3, 6, 1]: channel 3's taps are zero
+  w('dw', 'depthwise_kernel', [3, 3, 6, mult], (i) => (Math.floor(i / mult) % 6 === 3 ? 0 : r()));
+  w('dw', 'bias', [D], (i) => [0, 0.3, 0, -1, -0.5, 0][Math.floor(i / mult)]);
+  w('c2', 'kernel', [1, 1, D, 4], () => r());
+  w('c2', 'bias', [4], (i) => 0.1 * i);
+  w('out', 'kernel', [4, 2], () => r());
+  w('out', 'bias', [2], () => 0);
+  return kerasModel(format, tmp, { name: 'dwnet', layers, shapes: SHAPES, input: 'inp', output: 'out' }, list.weights);
+}
+
+describe('Keras dead pruning through a depthwise convolution', () => {
+  for (const [format, ext] of [['keras-h5', 'h5'], ['keras', 'keras']] as const)
+    it(`${ext}: removes the constant and dead channels from the producer, both BatchNorms and the depthwise kernel, folds the constant`, async () => {
+      const src = path.join(tmp, `dw.${ext}`);
+      await saveModel(dwModel(format), src);
+      const m = (await loadModel(src)) as KerasModel;
+      const probed = await probe(m, { kind: 'random', seed: 1 }, { samples: 16, layers: ['r2'] });
+      assert.deepEqual(probed.layers[0].dead, [3, 4]);
+      assert.deepEqual(probed.layers[0].constant, [1]);
+      const r = await prune(m, { criterion: 'dead', samples: 16, inputs: { kind: 'random', seed: 1 } });
+      assert.deepEqual(r.removed, { c1: 3 }, JSON.stringify(r.plan, null, 1));
+      assert.ok(r.verify.max_abs_error < 1e-5, `max abs ${r.verify.max_abs_error}`);
+      assert.equal(r.plan.consumers.find((c) => c.layer === 'c2')?.folded_constants, 1);
+      assert.deepEqual(r.plan.groups.find((g) => g.layers[0] === 'c1')?.layers, ['c1', 'dw', 'bn1', 'bn2']);
+      const p = r.model as KerasModel;
+      const shape = (l: string, key: string) => p.weightsOf([l]).find((x) => x.key === key)!.shape;
+      assert.deepEqual(shape('c1', 'kernel'), [3, 3, 3, 3]);
+      assert.deepEqual(shape('dw', 'depthwise_kernel'), [3, 3, 3, 1]);
+      assert.deepEqual(shape('dw', 'bias'), [3]);
+      assert.deepEqual(shape('bn1', 'gamma'), [3]);
+      assert.deepEqual(shape('bn2', 'moving_variance'), [3]);
+      assert.deepEqual(shape('c2', 'kernel'), [1, 1, 3, 4]);
+      // the depthwise taps kept are those of channels 0, 2, 5, in order
+      const before = weightToFloat32(m.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
+      const afterK = weightToFloat32(p.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
+      assert.deepEqual([...afterK], Array.from({ length: 9 }, (_, t) => [0, 2, 5].map((c) => before[t * 6 + c])).flat());
+      assert.ok(r.params_after < r.params_before && r.macs_after! < r.macs_before!);
+      const out = path.join(tmp, `dw-pruned.${ext}`);
+      await saveModel(p, out);
+      const back = (await loadModel(out)) as KerasModel;
+      const q = await probe(back, { kind: 'random', seed: 2 }, { samples: 2, layers: ['r1', 'r2'] });
+      assert.deepEqual(q.layers.map((l) => l.channels), [3, 3]);
+    });
+
+  it('a depthwise convolution with a depth multiplier > 1 stops the chain, with the reason', async () => {
+    const m = dwModel('keras-h5', 2);
+    const r = await prune(m, { criterion: 'l1', ratio: 0.5, samples: 2 });
+    assert.ok(!r.removed.c1);
+    assert.match(r.plan.skipped.find((s) => s.layer === 'c1')!.reason, /depth multiplier 2/);
+  });
+});
