@@ -28,7 +28,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 /** output shapes of the layers, for the Keras 3 config's recorded tensors */
 const SHAPES: Record<string, (number | null)[]> = { inp: [null, 8, 8, 3], c1: [null, 8, 8, 4], r1: [null, 8, 8, 4], c2: [null, 8, 8, 4], bn2: [null, 8, 8, 4], r2: [null, 8, 8, 4], add: [null, 8, 8, 4], c3: [null, 8, 8, 3], r3: [null, 8, 8, 3], cat: [null, 8, 8, 7], head: [null, 8, 8, 2], gap: [null, 2] };
 
-function coupledModel(format: 'keras-h5' | 'keras', constant = true): KerasModel {
+function coupledModel(format: 'keras-h5' | 'keras', constant = true, gamma = [1.5, 1.5, 1.5, 1.5]): KerasModel {
   const layers: JsonObject[] = [
     inputLayer('inp', [8, 8, 3]),
     conv('c1', 4, 3, 'inp'),
@@ -53,7 +53,7 @@ function coupledModel(format: 'keras-h5' | 'keras', constant = true): KerasModel
   bias('c1', [0.1, -100, -100, 0.2]); // channel 1 dead here and in c2, channel 2 dead here only
   kernel('c2', [3, 3, 3, 4]);
   bias('c2', [0.1, -100, 0.3, 0.1]);
-  w('bn2', 'gamma', [4], () => 1.5);
+  w('bn2', 'gamma', [4], (i) => gamma[i]);
   w('bn2', 'beta', [4], (i) => 0.1 * i);
   w('bn2', 'moving_mean', [4], () => 0.05);
   w('bn2', 'moving_variance', [4], () => 2);
@@ -116,6 +116,27 @@ describe('Keras dead pruning across residual Add and Concatenate', () => {
     const group = r.plan.groups.find((g) => g.layers.includes('c1'))!;
     assert.deepEqual(group.layers, ['c1', 'c2', 'c3', 'bn2']);
     assert.deepEqual(group.removed, [1]);
+  });
+
+  it('bn-gamma by ratio: Add groups score their BatchNorm |gamma|, the lowest go from both producers; a group with no BatchNorm stays', async () => {
+    const m = coupledModel('keras-h5', true, [1.5, 0.2, 1.1, 0.7]);
+    const r = await prune(m, { criterion: 'bn-gamma', ratio: 0.3, samples: 4 });
+    // 7 groups (4 tied through the Add, 3 of c3), floor(0.3 * 7) = 2 go: the two smallest gammas, channels 1 and 3
+    assert.deepEqual(r.removed, { c1: 2, c2: 2 }, JSON.stringify(r.plan, null, 1));
+    const p = r.model as KerasModel;
+    assert.deepEqual([...weightToFloat32(p.weightsOf(['bn2']).find((x) => x.key === 'gamma')!)], [1.5, Math.fround(1.1)]);
+    assert.deepEqual(p.weightsOf(['head']).find((x) => x.key === 'kernel')!.shape, [1, 1, 5, 2]);
+    assert.ok(r.verify.max_abs_error > 0 && Number.isFinite(r.verify.max_abs_error), 'not exact, but it runs');
+    assert.match(r.plan.notes.join('\n'), /sum of \|gamma\| over their BatchNorms/);
+  });
+
+  it('apoz by threshold: a group goes when every probed activation of it is idle (channel dead in one Add member stays)', async () => {
+    const m = coupledModel('keras-h5', true);
+    const r = await prune(m, { criterion: 'apoz', threshold: 0.9, samples: 16, inputs: { kind: 'random', seed: 1 } });
+    // Add channel 1 is never positive at r1 nor r2; channel 2 only at r1; r3 channel 0 never positive
+    assert.deepEqual(r.removed, { c1: 1, c2: 1, c3: 1 }, JSON.stringify(r.plan, null, 1));
+    assert.equal(r.verify.max_abs_error, 0, 'the channels removed were exactly 0');
+    assert.match(r.plan.notes.join('\n'), /smallest APoZ among their probed activations/);
   });
 
   it('l1 by ratio: a group scores the sum of its producers\' channel norms, tied channels go together, the file reloads', async () => {

@@ -9,15 +9,17 @@
  * is rows c, c + C, c + 2C ... in NHWC order), and a removed unit that is a non-zero constant v adds v x its
  * weights to the consumer's bias (only for Dense consumers and unpadded convolutions: zero padding would see
  * 0, not v, at the borders). `units` / `filters` are updated (Keras 3: also build_config and tensor shapes).
- * Coupled channels (criteria 'dead', 'l1', 'l2'; channels last): outputs feeding several layers, residual Add
+ * Coupled channels (every criterion; channels last): outputs feeding several layers, residual Add
  * (channel c of every input and of the output tied) and Concatenate (input channel c is output channel offset
  * + c) form dependency groups (union-find over channels, the DepGraph idea). 'dead' removes a group only when
  * it is constant on the probe at every Add / Concatenate input and every reader's input (a channel dead in one
  * Add member only is kept); a non-zero constant is folded into each reader's bias as above. 'l1' / 'l2' score a
  * group by the sum of its producers' channel norms and apply the ratio / threshold group by group. Producers
  * lose kernel columns and biases, BatchNorms on any tied tensor their channels, every reader its input rows.
+ * 'bn-gamma' scores a group by the sum of |gamma| of the BatchNorms on its tensors, 'apoz' by the smallest APoZ
+ * among its probed activations (groups with nothing to score are kept).
  * Refused with a reason: depthwise convolutions reading a coupled tensor, layers feeding a model output, shared
- * layers, nested models, anything else in the path; criteria bn-gamma / apoz on coupled channels.
+ * layers, nested models, channels-first layers, anything else in the path.
  * Quantized TF.js weights are sliced in their stored form (same scale / min: the kept values are unchanged);
  * a consumer bias that receives folded constants is written as float32.
  */
@@ -367,12 +369,22 @@ function findComponent(p: KLayer, byName: Map<string, KLayer>, consumers: Return
   return comp;
 }
 
+/** how groups of coupled channels are scored when the criterion is not 'dead' */
+interface GroupCriterion {
+  kind: 'l1' | 'l2' | 'bn-gamma' | 'apoz';
+  kernel: (l: KLayer) => Float32Array;
+  gamma: (l: KLayer) => Float32Array | null;
+  activated: (l: KLayer) => boolean;
+  ratio?: number;
+  threshold?: number;
+}
+
 /** per component: which channels go (removable in every observed node of their group), folded values */
 function planComponent(
   comp: Component,
   stats: Map<string, ProbeLayerReport>,
   sinkWeights: (l: KLayer) => { ck?: KWeight; cb?: KWeight },
-  norm: { kind: 'l1' | 'l2'; kernel: (l: KLayer) => Float32Array; ratio?: number; threshold?: number } | null,
+  norm: GroupCriterion | null,
 ): { keep: Map<string, Uint8Array>; reason?: string; kept: number; groups: number } {
   const N = comp.parent.length;
   const root = (i: number) => findRoot(comp.parent, i);
@@ -380,19 +392,51 @@ function planComponent(
   const blockAll = (reason: string) => ({ keep: new Map<string, Uint8Array>(), reason, kept: 0, groups: 0 });
   let score: Float64Array | null = null;
   if (norm) {
-    // group score: the sum over the producers of each one's channel norm; the lowest go
+    // a score per group (the lowest go): l1 / l2: the sum over the producers of each one's channel norm;
+    // bn-gamma: the sum of |gamma| over the BatchNorms on any tied tensor (network slimming); apoz: minus the
+    // smallest APoZ among the probed activations of the group (a channel is only as idle as its busiest member).
+    // Groups with nothing to score (no BatchNorm, no activation) are kept.
     score = new Float64Array(N);
-    for (const src of comp.sources) {
-      const node = comp.nodes.get(src.name)!;
-      const k = norm.kernel(src);
-      const per = new Float64Array(node.n);
-      for (let i = 0; i < k.length; i++) per[i % node.n] += norm.kind === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
-      for (let c = 0; c < node.n; c++) score[root(node.base + c)] += norm.kind === 'l1' ? per[c] : Math.sqrt(per[c]);
+    const scored = new Uint8Array(N);
+    if (norm.kind === 'l1' || norm.kind === 'l2') {
+      for (const src of comp.sources) {
+        const node = comp.nodes.get(src.name)!;
+        const k = norm.kernel(src);
+        const per = new Float64Array(node.n);
+        for (let i = 0; i < k.length; i++) per[i % node.n] += norm.kind === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
+        for (let c = 0; c < node.n; c++) score[root(node.base + c)] += norm.kind === 'l1' ? per[c] : Math.sqrt(per[c]);
+      }
+      scored.fill(1);
+    } else if (norm.kind === 'bn-gamma') {
+      for (const node of comp.nodes.values()) {
+        const g = node.layer.className === 'BatchNormalization' ? norm.gamma(node.layer) : null;
+        if (!g || g.length !== node.n) continue;
+        for (let c = 0; c < node.n; c++) {
+          const r = root(node.base + c);
+          score[r] += Math.abs(g[c]);
+          scored[r] = 1;
+        }
+      }
+    } else {
+      for (const name of comp.observe) {
+        const node = comp.nodes.get(name)!;
+        if (!norm.activated(node.layer)) continue;
+        const s = stats.get(name);
+        if (!s || s.channels !== node.n || s.count === 0) return blockAll(`'${name}' was not probed with ${node.n} channels`);
+        for (let c = 0; c < node.n; c++) {
+          const r = root(node.base + c);
+          score[r] = scored[r] ? Math.max(score[r], -s.apoz[c]) : -s.apoz[c];
+          scored[r] = 1;
+        }
+      }
     }
     const sc = score;
-    const roots = [...new Set([...Array(N).keys()].map(root))].sort((a, b) => sc[a] - sc[b] || a - b);
+    const all = [...new Set([...Array(N).keys()].map(root))];
+    const roots = all.filter((r) => scored[r]).sort((a, b) => sc[a] - sc[b] || a - b);
+    if (!roots.length) return blockAll(norm.kind === 'bn-gamma' ? 'no BatchNorm scales these coupled channels' : 'no probed activation carries these coupled channels');
     blocked.fill(1);
-    const go = norm.threshold !== undefined ? roots.filter((r) => sc[r] <= norm.threshold!) : roots.slice(0, Math.floor((norm.ratio ?? 0) * roots.length));
+    const t = norm.threshold;
+    const go = t !== undefined ? roots.filter((r) => (norm.kind === 'apoz' ? -sc[r] >= t : sc[r] <= t)) : roots.slice(0, Math.floor((norm.ratio ?? 0) * all.length));
     for (const r of go) blocked[r] = 0;
   } else for (const name of comp.observe) {
     const node = comp.nodes.get(name)!;
@@ -460,7 +504,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
   const criterion = opts.criterion;
   // 'dead': producers whose channels are coupled through Add / Concatenate / fan-out, pruned group by group
   const comps: Component[] = [];
-  if (criterion === 'dead' || criterion === 'l1' || criterion === 'l2') {
+  if (criterion === 'dead' || criterion === 'l1' || criterion === 'l2' || criterion === 'bn-gamma' || criterion === 'apoz') {
     const byName = new Map(root.layers.map((l) => [l.name, l]));
     const inComp = new Set<string>();
     for (const s of skipped) {
@@ -481,7 +525,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     }
     for (let i = skipped.length - 1; i >= 0; i--) if (inComp.has(skipped[i].layer)) skipped.splice(i, 1);
   }
-  const observe = [...new Set([...chains.map((c) => c.observe), ...(criterion === 'dead' ? comps.flatMap((c) => [...c.observe]) : [])])];
+  const observe = [...new Set([...chains.map((c) => c.observe), ...(criterion === 'dead' || criterion === 'apoz' ? comps.flatMap((c) => [...c.observe]) : [])])];
   let probe: ProbeReport | null = null;
   const mustProbe = criterion === 'dead' || criterion === 'apoz' || opts.inputs !== undefined || opts.compensate === true;
   if (observe.length) {
@@ -689,7 +733,20 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       const w = weightsOf(l);
       return { ck: w.find((x) => x.key === 'kernel'), cb: w.find((x) => x.key === 'bias') };
     };
-    const norm = criterion === 'l1' || criterion === 'l2' ? { kind: criterion, kernel: (l: KLayer) => weightToFloat32(weightsOf(l).find((w) => w.key === 'kernel')!), ratio: opts.ratio, threshold: opts.threshold } : null;
+    const norm: GroupCriterion | null =
+      criterion === 'dead'
+        ? null
+        : {
+            kind: criterion,
+            kernel: (l) => weightToFloat32(weightsOf(l).find((w) => w.key === 'kernel')!),
+            gamma: (l) => {
+              const g = weightsOf(l).find((w) => w.key === 'gamma');
+              return g ? weightToFloat32(g) : null;
+            },
+            activated: (l) => layerActivation(l) !== null,
+            ratio: opts.ratio,
+            threshold: opts.threshold,
+          };
     const plan = planComponent(comp, stats, sinkWeights, norm);
     const group: PruneGroup = { layers: [...comp.sources.map((l) => l.name), ...[...comp.nodes.values()].filter((n) => n.layer.className === 'BatchNormalization').map((n) => n.layer.name)], channels: plan.groups, prunable: plan.groups - plan.kept, removed: [] };
     groups.push(group);
@@ -767,7 +824,10 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
   if (criterion !== 'dead') {
     if (compensate) notes.push('removed units that are not constant have their probed mean folded into the next bias (a first-order correction): the outputs change, verify and fine-tune');
     else notes.push(`pruning by ${criterion} changes the function: fine-tune after`);
-    if (comps.length) notes.push(`coupled groups (residual Add / Concatenate) are scored by the sum of their producers' ${criterion} norms, the ratio applied group by group; their removed channels are not compensated`);
+    if (comps.length) {
+      const how = criterion === 'bn-gamma' ? "the sum of |gamma| over their BatchNorms" : criterion === 'apoz' ? 'the smallest APoZ among their probed activations' : `the sum of their producers' ${criterion} norms`;
+      notes.push(`coupled groups (residual Add / Concatenate) are scored by ${how}, the ratio applied group by group; their removed channels are not compensated`);
+    }
     if (approximate) notes.push(`${approximate} removed unit(s) feed a convolution that pads with zeros or has no bias: not compensated`);
   }
 
