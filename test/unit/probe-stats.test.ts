@@ -15,6 +15,7 @@ import { ChannelStats, channelLayout, KERNEL_MIN_VALUES } from '../../src/core/a
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import { Rng } from '../../src/core/util/random';
+import { GraphBuilder } from '../helpers/onnx-build';
 
 const CNN = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'cnn', 'model.onnx');
 const PADDLE = path.join(__dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
@@ -126,6 +127,46 @@ describe('streaming statistics: WebAssembly kernels', () => {
   });
 });
 
+describe('probeOnnx: statistics inside onnxruntime across opsets', () => {
+  // Conv(3->5) -> Relu and -> LeakyRelu (signed: positive count = (sum + L1) / 2 of Sign); channel 2 dead
+  // (bias -50), channel 4 constant (zero kernel, bias 0.75); the copy path (float64 here) is the reference
+  function model(opset: number): OnnxModel {
+    const rnd = new Rng(8);
+    const w = Float32Array.from({ length: 5 * 3 * 9 }, (_, i) => (Math.floor(i / 27) === 4 ? 0 : rnd.normal() * 0.5));
+    const g = new GraphBuilder()
+      .input('x', ['N', 3, 6, 7])
+      .init('w', [5, 3, 3, 3], w)
+      .init('b', [5], [0.1, -0.2, -50, 0.3, 0.75])
+      .node('Conv', ['x', 'w', 'b'], ['y'], { pads: { ints: [1, 1, 1, 1] } })
+      .node('Relu', ['y'], ['r'])
+      .node('LeakyRelu', ['y'], ['l'], { alpha: { f: 0.1 } })
+      .node('Add', ['r', 'l'], ['out'])
+      .output('out');
+    return g.model(opset, opset >= 21 ? 10 : opset >= 18 ? 9 : opset >= 14 ? 8 : 7);
+  }
+  for (const opset of [9, 13, 14, 17, 18, 21]) {
+    it(`opset ${opset}: the same dead / constant units, APoZ and extremes as the copy path; moments to float32 rounding`, async () => {
+      const m = model(opset);
+      const a = await probeOnnx(m, { kind: 'random', seed: 5 }, { samples: 20, batchSize: 8, dims: { N: 8 } });
+      const b = await probeOnnx(m, { kind: 'random', seed: 5 }, { samples: 20, batchSize: 8, dims: { N: 8 }, inGraph: false });
+      assert.match(a.notes.join('\n'), /2 of 2 probed tensors reduced inside onnxruntime/);
+      assert.deepEqual(a.layers.map((l) => l.op), ['Relu', 'LeakyRelu']);
+      for (let k = 0; k < 2; k++) {
+        const [x, y] = [a.layers[k], b.layers[k]];
+        assert.deepEqual([x.dead, x.constant, x.constant_values, x.apoz, x.max, x.min, x.shape, x.count], [y.dead, y.constant, y.constant_values, y.apoz, y.max, y.min, y.shape, y.count], x.name);
+        for (let c = 0; c < x.channels; c++) {
+          const scale = Math.max(Math.abs(y.mean[c]), Math.sqrt(y.var[c]), 1e-30);
+          assert.ok(Math.abs(x.mean[c] - y.mean[c]) <= 1e-6 * scale, `${x.name} mean ${c}`);
+          assert.ok(Math.abs(x.var[c] - y.var[c]) <= 1e-5 * y.var[c], `${x.name} var ${c}: ${x.var[c]} vs ${y.var[c]}`);
+        }
+      }
+      assert.deepEqual(a.layers[0].dead, [2]);
+      assert.deepEqual(a.layers[0].constant, [4]);
+      assert.ok(a.layers[1].apoz[0] > 0 && a.layers[1].apoz[0] < 1, 'the leaky channel is sometimes negative');
+    });
+  }
+});
+
 describe('probeOnnx on the PyTorch CNN with dead / constant units by construction', () => {
   it('finds exactly the constructed dead and constant channels; mean/var match the raw onnxruntime outputs', async () => {
     const model = (await loadModel(CNN)) as OnnxModel;
@@ -162,16 +203,31 @@ describe('probeOnnx on the PyTorch CNN with dead / constant units by constructio
     }
     await session.release();
     const ref = naive(blocks, dims, 1);
-    for (let c = 0; c < relu2.channels; c++) {
-      assert.ok(close(relu2.mean[c], ref.mean[c], 1e-9), `mean ${c}`);
-      assert.ok(close(relu2.var[c], ref.variance[c], 1e-7), `var ${c}`);
-      assert.equal(relu2.max[c], ref.max[c]);
-      assert.equal(relu2.apoz[c], ref.apoz[c]);
-    }
     const all = blocks.flatMap((b) => Array.from(b));
     const m = all.reduce((s, v) => s + v, 0) / all.length;
-    assert.ok(close(relu2.layer_mean, m, 1e-9));
-    assert.ok(close(relu2.layer_var, all.reduce((s, v) => s + (v - m) ** 2, 0) / all.length, 1e-7));
+    const v = all.reduce((s, x) => s + (x - m) ** 2, 0) / all.length;
+    // in-graph (the default): float32 mean / variance inside onnxruntime; copied out: float64 here
+    assert.match(report.notes.join('\n'), /8 of 9 probed tensors reduced inside onnxruntime/); // /Relu_8 is [N, 32]: copied
+    const copied = await probeOnnx(model, { kind: 'random', seed: 3 }, { samples: 48, batchSize: 16, inGraph: false });
+    assert.ok(!copied.notes.some((n) => /inside onnxruntime/.test(n)));
+    const relu2Copied = copied.layers.find((l) => l.name === '/Relu_2')!;
+    for (const [l, tm, tv] of [[relu2, 1e-6, 1e-5], [relu2Copied, 1e-9, 1e-7]] as const) {
+      for (let c = 0; c < l.channels; c++) {
+        const scale = Math.max(Math.abs(ref.mean[c]), Math.sqrt(ref.variance[c]));
+        assert.ok(Math.abs(l.mean[c] - ref.mean[c]) <= tm * Math.max(scale, 1e-30), `mean ${c}: ${l.mean[c]} vs ${ref.mean[c]}`);
+        assert.ok(close(l.var[c], ref.variance[c], tv) && Math.abs(l.var[c] - ref.variance[c]) <= tv * ref.variance[c] + 1e-30, `var ${c}: ${l.var[c]} vs ${ref.variance[c]}`);
+        assert.equal(l.max[c], ref.max[c]);
+        assert.equal(l.min[c], ref.min[c]);
+        assert.equal(l.apoz[c], ref.apoz[c]);
+      }
+      assert.ok(Math.abs(l.layer_mean - m) <= tm * Math.max(Math.abs(m), Math.sqrt(v)));
+      assert.ok(Math.abs(l.layer_var - v) <= tv * v);
+    }
+    // the same dead and constant units either way
+    for (const l of report.layers) {
+      const k = copied.layers.find((x) => x.name === l.name)!;
+      assert.deepEqual([l.dead, l.constant, l.constant_values], [k.dead, k.constant, k.constant_values], l.name);
+    }
   });
 
   it('an APoZ threshold widens "dead"; extra tensors are probed on request on the axis asked for', async () => {

@@ -5,12 +5,15 @@
  * so no types need filling). Per channel: APoZ (fraction <= 0), mean, variance, min, max; per layer: mean and
  * variance (the depth profile). Statistics stream (streaming-stats.ts): memory does not grow with samples.
  *
- * Cost (measured, scripts/bench/probe.ts): every captured activation leaves onnxruntime-node as a fresh copy,
- * which alone costs ~1.3x plain inference on FCN-ResNet50 and ~3x on PaddleOCR's MobileNetV3-style classifier
- * (~60 MACs per activation value); the statistics then take ~0.6 ns per value (WebAssembly SIMD kernels,
- * streaming-stats.ts). Computing them inside the graph instead (Reduce* + Sign nodes, or BatchNormalization in
- * training mode for a two-pass variance) measured the same or slower, with float32 sums whose variance loses
- * all digits when |mean| >> std, so the copy stays.
+ * Two ways, per tensor: NCHW-like tensors (rank >= 3, channels on axis 1, static channel count) are reduced
+ * inside onnxruntime (probe-reduce.ts: training-mode BatchNormalization for mean / variance, Reduce* for the
+ * extremes and the positive count), so only a few numbers per channel leave the engine; the others ([N, C]
+ * layers, channels-last tensors, unknown shapes, or everything when the engine refuses the reductions) are
+ * copied out and reduced here in float64 (WebAssembly SIMD kernels, streaming-stats.ts).
+ * Cost (scripts/bench/probe.ts, same run): copying every activation out of onnxruntime-node alone costs
+ * ~1.2x plain inference on FCN-ResNet50 and ~3.2x on PaddleOCR's MobileNetV3-style classifier (~60 MACs per
+ * activation value); in the graph, the five extra ops per activation cost about the same on FCN and less on
+ * the classifier (probe ~1.4x and ~3.7x); one ReduceMax per activation alone is ~1.0x and ~1.6x.
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
@@ -21,6 +24,7 @@ import { isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/mode
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, OutputError, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
+import { defaultOpset, MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
 
 type Ort = ReturnType<typeof loadOrt>;
@@ -41,6 +45,11 @@ export interface ProbeOptions extends OpenInputsOptions {
   /** onnxruntime graph optimizations (default 'all'; probed tensors are kept as outputs either way) */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   signal?: AbortSignal;
+  /**
+   * per-channel statistics inside onnxruntime where the tensor allows (default true; probe-reduce.ts); false
+   * copies every probed activation out and reduces it here in float64 (slower, exact sums)
+   */
+  inGraph?: boolean;
   /** called after each batch */
   onProgress?: (samplesDone: number, samplesTotal: number) => void;
 }
@@ -55,6 +64,8 @@ interface Target {
   stats?: ChannelStats;
   shape?: number[];
   fixedAxis?: number;
+  /** statistics computed inside onnxruntime (probe-reduce.ts) */
+  reduce?: ReduceSpec;
 }
 
 /** the model's real inputs (initializers that are also listed as inputs left out) */
@@ -168,17 +179,80 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     targets.push({ name: v.name, op: l?.op ?? 'input', output: v.name, axis: v.axis ?? null, extra: true });
   }
   const { inputs } = resolveInputs(model, source, opts);
-  const fromGraph = [...new Set(targets.filter((t) => !inputNames.has(t.output)).map((t) => t.output))];
   const ort = loadOrt();
   const abort = () => {
     if (opts.signal?.aborted) throw new ModelError('probing cancelled');
   };
   abort();
-  const session = await createProbeSession(ort, runtimeBytesWithOutputs(model, fromGraph), opts.optimization ?? 'all');
+  // statistics inside onnxruntime for float tensors with their channels on axis 1 and a static channel count
+  // (probe-reduce.ts); the rest, and everything when that cannot run, is copied out and reduced here
+  const staticShape = (t: Target): (number | null)[] | null => {
+    const input = view.summary.inputs.find((i) => i.name === t.output);
+    if (input) return input.shape ? input.shape.map((d) => (typeof d === 'number' ? d : null)) : null;
+    const l = layerByOutput.get(t.output);
+    return l && l.outputs[0] === t.output && l.outputShape ? l.outputShape : null;
+  };
+  if (defaultOpset(model.proto) >= MIN_REDUCE_OPSET && opts.inGraph !== false) {
+    for (const t of targets) {
+      const shape = staticShape(t);
+      // [N, C] activations (MLP layers) stay on the copy path: measured faster there (a few values per channel)
+      if (!shape || shape.length < 3) continue;
+      const rank = shape.length;
+      const axis = t.axis ?? channelAxisOf(graph, t.output, rank, prods);
+      const channels = shape[1];
+      if ((axis !== 1 && axis !== 1 - rank) || typeof channels !== 'number' || channels < 1) continue;
+      t.reduce = { value: t.output, rank, channels, op: t.op };
+    }
+  }
+  const fedNames = new Set(inputNames);
+  const notes: string[] = [];
+  const open = async (inGraph: boolean) => {
+    const specs = inGraph ? [...new Map(targets.flatMap((t) => (t.reduce ? [[t.reduce.value, t.reduce] as const] : []))).values()] : [];
+    const raw = [...new Set(targets.filter((t) => !(inGraph && t.reduce) && !fedNames.has(t.output)).map((t) => t.output))];
+    const { proto, outputs } = withReductions(model.external.inlineAll(model.proto), specs, raw);
+    const session = await createProbeSession(ort, encodeModel(proto), opts.optimization ?? 'all');
+    return { session, reduced: new Map(specs.map((sp, k) => [sp.value, outputs[k]])) };
+  };
+  let inGraph = targets.some((t) => t.reduce);
+  let opened: Awaited<ReturnType<typeof open>>;
+  try {
+    opened = await open(inGraph);
+  } catch (err) {
+    if (!inGraph) throw err;
+    notes.push(`activations copied out of onnxruntime for their statistics (its in-graph statistics could not run on this model: ${firstLine(err)})`);
+    inGraph = false;
+    opened = await open(false);
+  }
+  const { session, reduced } = opened;
+  if (inGraph) {
+    const n = targets.filter((t) => t.reduce).length;
+    notes.push(`${n} of ${targets.length} probed tensors reduced inside onnxruntime (mean and variance in float32, ~1e-6 relative; extremes and counts exact), the rest copied out and reduced in float64`);
+  }
   let done = 0;
   try {
     const accumulate = (res: OrtTypes.InferenceSession.ReturnType, feeds: Record<string, FeedTensor>) => {
       for (const t of targets) {
+        const red = inGraph && t.reduce ? reduced.get(t.reduce.value) : undefined;
+        if (red) {
+          const get = (name: string) => {
+            const r = res[name];
+            if (!r) throw new ModelError(`onnxruntime did not return the statistics of '${t.output}'`);
+            return tensorNumbers(r.type, r.data);
+          };
+          const dims = Array.from(get(red.shape), Number);
+          const count = dims.reduce((p, v, k) => (k === 1 ? p : p * v), 1);
+          if (count >= MAX_REDUCED_COUNT) throw new ModelError(`'${t.output}' has ${count} values per channel in one batch: too many for exact counts inside onnxruntime; probe with a smaller batch`);
+          if (t.fixedAxis === undefined) {
+            t.fixedAxis = 1;
+            t.shape = dims;
+            t.stats = new ChannelStats(dims[1]);
+          }
+          const signSum = get(red.signSum);
+          const signL1 = red.signL1 ? get(red.signL1) : null;
+          const positive = signL1 ? Float64Array.from(signSum, (v, c) => (v + signL1[c]) / 2) : signSum;
+          t.stats!.addMoments(count, { mean: get(red.mean), variance: get(red.variance), min: get(red.min), max: get(red.max), positive });
+          continue;
+        }
         let dims: number[];
         let values: ArrayLike<number>;
         const fed = feeds[t.output];
@@ -230,7 +304,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     apoz_threshold: threshold,
     engine: ENGINE_NAME,
     seconds: (performance.now() - t0) / 1000,
-    notes: [...inputs.notes],
+    notes: [...inputs.notes, ...notes],
   };
   if (values.length) report.values = values;
   if (threshold === 1) report.notes.push(`dead = never positive on any of the ${done} probe samples; a unit dead on these inputs may fire on others`);

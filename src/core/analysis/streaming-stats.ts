@@ -194,6 +194,38 @@ export class ChannelStats {
     return true;
   }
 
+  /**
+   * Adds one block already reduced per channel (inside onnxruntime, probe-reduce.ts): `count` values per
+   * channel with their mean, population variance, min, max and number of positive values. A channel whose min
+   * equals its max is exactly constant in the block: its mean is that value and it has no spread.
+   */
+  addMoments(count: number, r: { mean: ArrayLike<number>; variance: ArrayLike<number>; min: ArrayLike<number>; max: ArrayLike<number>; positive: ArrayLike<number> }): void {
+    const C = this.channels;
+    for (const [k, v] of Object.entries(r)) if ((v as ArrayLike<number>).length !== C) throw new Error(`channel statistics: reduced ${k} has ${(v as ArrayLike<number>).length} channels, expected ${C}`);
+    if (count === 0) return;
+    const na = this.count;
+    const n = na + count;
+    for (let c = 0; c < C; c++) {
+      const lo = r.min[c];
+      const hi = r.max[c];
+      const flat = lo === hi;
+      const meanB = flat ? lo : r.mean[c];
+      const m2B = flat ? 0 : Math.max(0, r.variance[c]) * count;
+      if (na === 0) {
+        this.mean[c] = meanB;
+        this.m2[c] = m2B;
+      } else {
+        const delta = meanB - this.mean[c];
+        this.mean[c] += (delta * count) / n;
+        this.m2[c] += m2B + (delta * delta * na * count) / n;
+      }
+      if (lo < this.min[c]) this.min[c] = lo;
+      if (hi > this.max[c]) this.max[c] = hi;
+      this.nonPositive[c] += count - r.positive[c];
+    }
+    this.count = n;
+  }
+
   /** merges another aggregate of the same channels (e.g. from another worker) into this one */
   merge(other: ChannelStats): void {
     if (other.channels !== this.channels) throw new Error('channel statistics: cannot merge different channel counts');
