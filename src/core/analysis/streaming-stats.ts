@@ -138,20 +138,21 @@ export class ChannelStats {
       }
     }
     const na = this.count;
-    const n = na + nb;
-    for (let c = 0; c < C; c++) {
-      const meanB = shift[c] + sum[c] / nb;
-      const m2B = Math.max(0, sq[c] - (sum[c] * sum[c]) / nb);
-      if (na === 0) {
-        this.mean[c] = meanB;
-        this.m2[c] = m2B;
-      } else {
-        const delta = meanB - this.mean[c];
-        this.mean[c] += (delta * nb) / n;
-        this.m2[c] += m2B + (delta * delta * na * nb) / n;
-      }
+    for (let c = 0; c < C; c++) this.mergeChannel(c, shift[c] + sum[c] / nb, Math.max(0, sq[c] - (sum[c] * sum[c]) / nb), na, nb);
+    this.count = na + nb;
+  }
+
+  /** Chan et al.'s update of channel c (na values so far) with a block of nb values of mean meanB and M2 m2B */
+  private mergeChannel(c: number, meanB: number, m2B: number, na: number, nb: number): void {
+    if (na === 0) {
+      this.mean[c] = meanB;
+      this.m2[c] = m2B;
+      return;
     }
-    this.count = n;
+    const n = na + nb;
+    const delta = meanB - this.mean[c];
+    this.mean[c] += (delta * nb) / n;
+    this.m2[c] += m2B + (delta * delta * na * nb) / n;
   }
 
   /**
@@ -204,26 +205,16 @@ export class ChannelStats {
     for (const [k, v] of Object.entries(r)) if ((v as ArrayLike<number>).length !== C) throw new Error(`channel statistics: reduced ${k} has ${(v as ArrayLike<number>).length} channels, expected ${C}`);
     if (count === 0) return;
     const na = this.count;
-    const n = na + count;
     for (let c = 0; c < C; c++) {
       const lo = r.min[c];
       const hi = r.max[c];
       const flat = lo === hi;
-      const meanB = flat ? lo : r.mean[c];
-      const m2B = flat ? 0 : Math.max(0, r.variance[c]) * count;
-      if (na === 0) {
-        this.mean[c] = meanB;
-        this.m2[c] = m2B;
-      } else {
-        const delta = meanB - this.mean[c];
-        this.mean[c] += (delta * count) / n;
-        this.m2[c] += m2B + (delta * delta * na * count) / n;
-      }
+      this.mergeChannel(c, flat ? lo : r.mean[c], flat ? 0 : Math.max(0, r.variance[c]) * count, na, count);
       if (lo < this.min[c]) this.min[c] = lo;
       if (hi > this.max[c]) this.max[c] = hi;
       this.nonPositive[c] += count - r.positive[c];
     }
-    this.count = n;
+    this.count = na + count;
   }
 
   /** merges another aggregate of the same channels (e.g. from another worker) into this one */
@@ -232,21 +223,13 @@ export class ChannelStats {
     const na = this.count;
     const nb = other.count;
     if (nb === 0) return;
-    const n = na + nb;
     for (let c = 0; c < this.channels; c++) {
-      if (na === 0) {
-        this.mean[c] = other.mean[c];
-        this.m2[c] = other.m2[c];
-      } else {
-        const delta = other.mean[c] - this.mean[c];
-        this.mean[c] += (delta * nb) / n;
-        this.m2[c] += other.m2[c] + (delta * delta * na * nb) / n;
-      }
+      this.mergeChannel(c, other.mean[c], other.m2[c], na, nb);
       this.min[c] = Math.min(this.min[c], other.min[c]);
       this.max[c] = Math.max(this.max[c], other.max[c]);
       this.nonPositive[c] += other.nonPositive[c];
     }
-    this.count = n;
+    this.count = na + nb;
   }
 
   /** population variance per channel */

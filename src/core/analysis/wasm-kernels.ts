@@ -135,6 +135,8 @@ export function wasmWeightStats(
   const TABLE = 36;
   const SCRATCH = 1 << 20;
   if (n === 0) return null;
+  // the channel layout exactly as weightStats computes it (repeated, not shared: both functions must stay
+  // self-contained for the worker's source text)
   const real = channelAxis !== null && shape.length > 0 && channelAxis < shape.length;
   const grouped = real && groups > 1 && channelAxis === 1;
   const layout = real
