@@ -167,6 +167,19 @@ describe('probeOnnx: statistics inside onnxruntime across opsets', () => {
   }
 });
 
+describe('probeOnnx: in-graph statistics that cannot run fall back to copying', () => {
+  it('a symbolic channel count (1 by default) that the inputs contradict: the copy path, with a note', async () => {
+    // Relu of the input itself: its channels are the symbolic C, resolved to 1 statically; the arrays have 4
+    const m = new GraphBuilder().input('x', ['N', 'C', 3, 3]).node('Relu', ['x'], ['r']).output('r').model(13);
+    const data = Float32Array.from({ length: 2 * 4 * 9 }, (_, i) => (i % 9) - 4 + (Math.floor(i / 9) % 4 === 2 ? -10 : 0));
+    const r = await probeOnnx(m, { kind: 'arrays', arrays: { x: { dtype: 'float32', dims: [2, 4, 3, 3], data } } }, { samples: 2, batchSize: 2 });
+    assert.match(r.notes.join('\n'), /copied out of onnxruntime for their statistics \(its in-graph statistics failed to run/);
+    assert.equal(r.layers[0].channels, 4);
+    assert.deepEqual(r.layers[0].dead, [2]);
+    assert.deepEqual(r.layers[0].apoz, [5 / 9, 5 / 9, 1, 5 / 9]);
+  });
+});
+
 describe('probeOnnx on the PyTorch CNN with dead / constant units by construction', () => {
   it('finds exactly the constructed dead and constant channels; mean/var match the raw onnxruntime outputs', async () => {
     const model = (await loadModel(CNN)) as OnnxModel;

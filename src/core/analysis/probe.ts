@@ -201,6 +201,9 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
       const axis = t.axis ?? channelAxisOf(graph, t.output, rank, prods);
       const channels = shape[1];
       if ((axis !== 1 && axis !== 1 - rank) || typeof channels !== 'number' || channels < 1) continue;
+      // float32 counts are exact below 2^24 values per channel and batch (unknown dims: checked per batch)
+      const perChannel = shape.reduce<number>((p, d, k) => (k === 1 ? p : p * (typeof d === 'number' ? d : 1)), 1);
+      if (perChannel >= MAX_REDUCED_COUNT) continue;
       t.reduce = { value: t.output, rank, channels, op: t.op };
     }
   }
@@ -223,11 +226,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     inGraph = false;
     opened = await open(false);
   }
-  const { session, reduced } = opened;
-  if (inGraph) {
-    const n = targets.filter((t) => t.reduce).length;
-    notes.push(`${n} of ${targets.length} probed tensors reduced inside onnxruntime (mean and variance in float32, ~1e-6 relative; extremes and counts exact), the rest copied out and reduced in float64`);
-  }
+  let { session, reduced } = opened;
   let done = 0;
   try {
     const accumulate = (res: OrtTypes.InferenceSession.ReturnType, feeds: Record<string, FeedTensor>) => {
@@ -282,8 +281,22 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
       try {
         res = await session.run(toOrtFeeds(ort, batch.feeds));
       } catch (err) {
-        const shapes = Object.entries(batch.feeds).map(([k, v]) => `${k}=[${v.dims.join('x')}]`).join(', ');
-        throw new ModelError(`onnxruntime failed to run the model on probe inputs ${shapes}: ${firstLine(err)}`);
+        if (inGraph && done === 0) {
+          // the statistics nodes (not the model) may be what fails, e.g. a channel count inferred wrongly: the
+          // first batch again with every activation copied out
+          const plainRun = await open(false).catch(() => null);
+          if (plainRun) {
+            await session.release().catch(() => undefined);
+            ({ session, reduced } = plainRun);
+            inGraph = false;
+            notes.push(`activations copied out of onnxruntime for their statistics (its in-graph statistics failed to run: ${firstLine(err)})`);
+            try {
+              res = await session.run(toOrtFeeds(ort, batch.feeds));
+            } catch (err2) {
+              throw runFailure(batch.feeds, err2);
+            }
+          } else throw runFailure(batch.feeds, err);
+        } else throw runFailure(batch.feeds, err);
       }
       accumulate(res, batch.feeds);
       done += batch.count;
@@ -291,6 +304,10 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     }
   } finally {
     await session.release().catch(() => undefined);
+  }
+  if (inGraph) {
+    const n = targets.filter((t) => t.reduce).length;
+    notes.unshift(`${n} of ${targets.length} probed tensors reduced inside onnxruntime (mean and variance in float32, ~1e-6 relative; extremes and counts exact), the rest copied out and reduced in float64`);
   }
   const layers: ProbeLayerReport[] = [];
   const values: ProbeLayerReport[] = [];
@@ -309,6 +326,11 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
   if (values.length) report.values = values;
   if (threshold === 1) report.notes.push(`dead = never positive on any of the ${done} probe samples; a unit dead on these inputs may fire on others`);
   return report;
+}
+
+function runFailure(feeds: Record<string, FeedTensor>, err: unknown): ModelError {
+  const shapes = Object.entries(feeds).map(([k, v]) => `${k}=[${v.dims.join('x')}]`).join(', ');
+  return new ModelError(`onnxruntime failed to run the model on probe inputs ${shapes}: ${firstLine(err)}`);
 }
 
 export async function createProbeSession(ort: Ort, bytes: Uint8Array, optimization: 'disabled' | 'basic' | 'extended' | 'all'): Promise<OrtTypes.InferenceSession> {
