@@ -26,6 +26,7 @@ import type { DepthProfileRow, OutputError, ProbeLayerReport, ProbeReport, Value
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
 import { defaultOpset, MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
+import { releaseScratchKernels } from './wasm-kernels';
 
 type Ort = ReturnType<typeof loadOrt>;
 
@@ -304,6 +305,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     }
   } finally {
     await session.release().catch(() => undefined);
+    releaseScratchKernels();
   }
   if (inGraph) {
     const n = targets.filter((t) => t.reduce).length;

@@ -199,6 +199,11 @@ export function wasmWeightStats(
 
 let scratchMemory: { memory: WasmMemory; kernels: StatsKernels } | null | undefined;
 
+/** drops the scratch memory (a memory cannot shrink): after a probe, so the largest block is not kept */
+export function releaseScratchKernels(): void {
+  if (scratchMemory) scratchMemory = undefined;
+}
+
 /**
  * A scratch kernel memory of at least `bytes` bytes (one per thread, grown on demand) for data that has to be
  * copied in first (activations from an engine); null where WebAssembly is unavailable.

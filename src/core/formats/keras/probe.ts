@@ -11,6 +11,7 @@ import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as TfLayers from '@tensorflow/tfjs-layers';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from '../../analysis/probe-inputs';
 import { ChannelStats, channelLayout, summarizeChannels } from '../../analysis/streaming-stats';
+import { releaseScratchKernels } from '../../analysis/wasm-kernels';
 import { loadTfjs, tfLayers, type Tf } from '../../engines/tfjs';
 import { firstLine } from '../../engines/onnxruntime';
 import { ModelError } from '../../errors';
@@ -165,6 +166,7 @@ export async function probeKeras(model: KerasModel, source: InputSource | ProbeI
     // the probing model shares the loaded model's layers: disposing it releases their weights
     if (probeModel) probeModel.dispose();
     else lm.dispose();
+    releaseScratchKernels();
   }
   const report: ProbeReport = {
     layers: targets.map((t) => summarize(t, threshold)),
