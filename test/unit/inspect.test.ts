@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { inspect, inspectAsync, loadModel } from '../../src/core/api';
 import { statsParallel } from '../../src/core/analysis/parallel-stats';
 import { weightStats } from '../../src/core/analysis/stats';
+import { allocateModelMemory } from '../../src/core/analysis/wasm-kernels';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import { constantTensors } from '../../src/core/formats/onnx/model';
 import { inferShapes } from '../../src/core/formats/onnx/shapes';
@@ -155,6 +156,27 @@ describe('statistics on two cores', () => {
       return { ...jobs[weights.indexOf(w)], shared: () => ({ buffer: sab, byteOffset: 1, length: data.length }) };
     });
     assert.deepEqual(await statsParallel(sharedJobs, 0), serial);
+    // in one kernel memory (as large ONNX files are read), unaligned, with a tensor the kernels decline (NaN):
+    // both threads run the WebAssembly kernels; sums may differ from the serial JavaScript in the last bits
+    const withNaNs = new Float32Array([3, NaN, -1, 0.5]);
+    const all = [...weights.map((w) => w.read()), withNaNs];
+    const mem = allocateModelMemory(all.reduce((n, d) => n + d.byteLength + 3, 0))!;
+    let at = 0;
+    const kernelJobs = all.map((data, i) => {
+      at += 1 + (i % 3);
+      const off = at;
+      mem.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), off);
+      at += data.byteLength;
+      const shape = i < weights.length ? weights[i].shape : [4];
+      return { shape, channelAxis: i < weights.length ? weights[i].channelAxis : null, groups: i < weights.length ? weights[i].groups : 1, count: data.length, read: () => data.slice(), peek: () => data, shared: () => ({ buffer: mem.buffer as SharedArrayBuffer, byteOffset: mem.byteOffset + off, length: data.length }) };
+    });
+    const viaKernels = await statsParallel(kernelJobs, 0);
+    const reference = [...serial, weightStats(withNaNs, [4], null)];
+    viaKernels.forEach((k, i) => {
+      const r = reference[i];
+      assert.deepEqual([k.count, k.min, k.max, k.zero_fraction, k.near_zero_fraction, k.non_finite, k.histogram], [r.count, r.min, r.max, r.zero_fraction, r.near_zero_fraction, r.non_finite, r.histogram], `tensor ${i}`);
+      for (const [a, b] of [[k.mean, r.mean], [k.std, r.std], ...(r.channel_l2 ?? []).map((v, c) => [k.channel_l2![c], v])]) assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `tensor ${i}: ${a} vs ${b}`);
+    });
     const withNaN = new Float32Array([1, NaN, -2, Infinity, 0]);
     const [s] = await statsParallel([{ shape: [5], channelAxis: null, groups: 1, count: 5, read: () => withNaN.slice(), peek: () => withNaN }], 0);
     assert.deepEqual([s.count, s.min, s.max, s.mean, s.zero_fraction, s.non_finite], [5, -2, 1, -1 / 3, 0.2, 2], 'non-finite values are counted and left out');
