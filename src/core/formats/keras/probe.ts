@@ -73,6 +73,11 @@ function feedTensors(tf: Tf, lm: TfLayers.LayersModel, feeds: Record<string, Fee
   });
 }
 
+/** TF.js hands out a fresh typed array per data() call: float32 is used as it is, other types converted */
+function asFloat32(d: ArrayLike<number>): Float32Array {
+  return d instanceof Float32Array ? d : Float32Array.from(d);
+}
+
 /** runs a (multi-output) layers model on one batch, returns every output as numbers with its shape */
 async function runBatch(tf: Tf, m: TfLayers.LayersModel, feeds: Record<string, FeedTensor>): Promise<{ data: Float32Array; dims: number[] }[]> {
   const xs = feedTensors(tf, m, feeds);
@@ -82,7 +87,7 @@ async function runBatch(tf: Tf, m: TfLayers.LayersModel, feeds: Record<string, F
       return Array.isArray(y) ? y : [y];
     });
     try {
-      return await Promise.all(out.map(async (t) => ({ data: Float32Array.from(await t.data()), dims: [...t.shape] })));
+      return await Promise.all(out.map(async (t) => ({ data: asFloat32(await t.data()), dims: [...t.shape] })));
     } finally {
       out.forEach((t) => t.dispose());
     }
