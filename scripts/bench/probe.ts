@@ -6,7 +6,8 @@
  *   + streaming per-channel statistics), alternating, in the same process. Both include session creation.
  *   Target: probe / plain <= 1.3. Also probe throughput (samples/s), and two floors in the same run: the
  *   activations only copied out of onnxruntime (no statistics) and one in-graph ReduceMax per activation.
- * - For contrast, the compute-heavy FCN-ResNet50 of the main bench (.cache/bench/fcn_resnet50.onnx, when present).
+ * - For contrast, the compute-heavy FCN-ResNet50 of the main bench (.cache/bench/fcn_resnet50.onnx, when present),
+ *   and a TF.js layers model (nsfwjs mobilenet_v2) probed against its plain TF.js predict.
  * - Pruning the 16 -> 100000 -> 10 MLP (test/helpers/wide-mlp.ts): applyPrune 'dead' on 256 uniform samples
  *   (probe of the hidden layer included), and its verification on 256 fresh samples.
  * Medians of RUNS runs (BENCH_RUNS, default 5). Results: .cache/bench/probe.json.
@@ -23,6 +24,10 @@ import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import type { AttributeProto, NodeProto } from '../../src/core/formats/onnx/proto';
 import { applyPrune } from '../../src/core/formats/onnx/prune';
 import { buildWideMlp } from '../../test/helpers/wide-mlp';
+import { nsfwModel } from '../../test/helpers/nsfwjs';
+import { loadTfjs } from '../../src/core/engines/tfjs';
+import type { KerasModel } from '../../src/core/formats/keras/model';
+import { kerasInputs, loadKerasLayersModel, probeKeras, runBatch } from '../../src/core/formats/keras/probe';
 
 const ROOT = path.join(__dirname, '..', '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -136,6 +141,36 @@ async function main(): Promise<void> {
     out.fcn_resnet50_probe = { samples: 8, batch: 1, layers: fl, plain_s: median(fp), probe_s: median(fq), overhead: median(fq) / median(fp), floor: ffloor };
     console.log(`probe    FCN-ResNet50 224x224, 8 samples, ${fl} activation layers: plain ${median(fp).toFixed(2)} s, probe ${median(fq).toFixed(2)} s -> ${(median(fq) / median(fp)).toFixed(2)}x`);
     console.log(`         floors: activations copied out, no statistics ${ffloor.copy_out_only.toFixed(2)}x; one in-graph ReduceMax per activation ${ffloor.one_reduce_max_in_graph.toFixed(2)}x`);
+  }
+
+  // ---------------------------------------------------------------- TF.js layers: nsfwjs mobilenet_v2
+  {
+    const mobilenet = (await loadModel(nsfwModel('mobilenet_v2'))) as KerasModel;
+    const kin = kerasInputs(mobilenet, { kind: 'random', seed: 1 }, { samples: 64, batchSize: 16 });
+    const kInputs = pregenerated(kin.inputs);
+    const { tf, engine } = await loadTfjs();
+    const plainKeras = async () => {
+      const t0 = performance.now();
+      const lm = await loadKerasLayersModel(tf, mobilenet, kin.summaries, 'bench');
+      try {
+        for (const b of kInputs.batches()) await runBatch(tf, lm, b.feeds);
+      } finally {
+        lm.dispose();
+      }
+      return (performance.now() - t0) / 1000;
+    };
+    await plainKeras();
+    const kp: number[] = [];
+    const kq: number[] = [];
+    let kl = 0;
+    for (let i = 0; i < Math.min(RUNS, 3); i++) {
+      kp.push(await plainKeras());
+      const r = await probeKeras(mobilenet, kInputs);
+      kq.push(r.seconds);
+      kl = r.layers.length;
+    }
+    out.mobilenet_v2_probe = { engine, samples: 64, batch: 16, layers: kl, plain_s: median(kp), probe_s: median(kq), overhead: median(kq) / median(kp) };
+    console.log(`probe    nsfwjs mobilenet_v2 (TF.js layers, ${engine}), 64 samples (batch 16), ${kl} activation layers: plain predict ${median(kp).toFixed(2)} s, probe ${median(kq).toFixed(2)} s -> ${(median(kq) / median(kp)).toFixed(2)}x`);
   }
 
   // ---------------------------------------------------------------- pruning the wide MLP

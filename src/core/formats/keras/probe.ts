@@ -79,7 +79,7 @@ function asFloat32(d: ArrayLike<number>): Float32Array {
 }
 
 /** runs a (multi-output) layers model on one batch, returns every output as numbers with its shape */
-async function runBatch(tf: Tf, m: TfLayers.LayersModel, feeds: Record<string, FeedTensor>): Promise<{ data: Float32Array; dims: number[] }[]> {
+export async function runBatch(tf: Tf, m: TfLayers.LayersModel, feeds: Record<string, FeedTensor>): Promise<{ data: Float32Array; dims: number[] }[]> {
   const xs = feedTensors(tf, m, feeds);
   try {
     const out = tf.tidy(() => {
