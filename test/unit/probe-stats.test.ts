@@ -178,6 +178,17 @@ describe('probeOnnx: in-graph statistics that cannot run fall back to copying', 
     assert.deepEqual(r.layers[0].dead, [2]);
     assert.deepEqual(r.layers[0].apoz, [5 / 9, 5 / 9, 1, 5 / 9]);
   });
+
+  it('float16 activations (the statistics nodes take float32): the copy path, values decoded from float16', async () => {
+    const m = new GraphBuilder().input('x', ['N', 2, 2, 2], 10).node('Relu', ['x'], ['r']).output('r').model(13);
+    const half = (v: number) => (v === 0 ? 0 : v === 1 ? 0x3c00 : v === -1 ? 0xbc00 : v === 2 ? 0x4000 : NaN);
+    const values = [1, -1, 2, 0, -1, -1, -1, -1];
+    const r = await probeOnnx(m, { kind: 'arrays', arrays: { x: { dtype: 'float16', dims: [1, 2, 2, 2], data: Uint16Array.from(values, half) } } }, { samples: 1, batchSize: 1 });
+    assert.match(r.notes.join('\n'), /copied out of onnxruntime for their statistics/);
+    assert.deepEqual(r.layers[0].dead, [1]);
+    assert.deepEqual(r.layers[0].max, [2, 0]);
+    assert.deepEqual(r.layers[0].mean, [0.75, 0]);
+  });
 });
 
 describe('probeOnnx on the PyTorch CNN with dead / constant units by construction', () => {
