@@ -108,3 +108,67 @@ describe('Keras dead pruning through a depthwise convolution', () => {
     assert.match(r.plan.skipped.find((s) => s.layer === 'c1')!.reason, /depth multiplier 2/);
   });
 });
+
+/** inp(8x8x3) -> c1 Conv2D(5) -> bn1 -> r1 -> s1 SeparableConv2D(4, 3x3 valid, depth multiplier 2) -> bn2 -> r2 -> s2 SeparableConv2D(3, 3x3 same) -> gap -> out */
+const SEP_SHAPES: Record<string, (number | null)[]> = {
+  inp: [null, 8, 8, 3], c1: [null, 8, 8, 5], bn1: [null, 8, 8, 5], r1: [null, 8, 8, 5], s1: [null, 6, 6, 4], bn2: [null, 6, 6, 4], r2: [null, 6, 6, 4],
+  s2: [null, 6, 6, 3], gap: [null, 3], out: [null, 2],
+};
+
+function separableModel(format: 'keras-h5' | 'keras'): KerasModel {
+  const bn = (name: string, input: string) => layer('BatchNormalization', name, [input], { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true });
+  const relu = (name: string, input: string) => layer('ReLU', name, [input], { max_value: null, negative_slope: 0, threshold: 0 });
+  const sep = (name: string, filters: number, input: string, padding: string, m: number) =>
+    layer('SeparableConv2D', name, [input], { filters, kernel_size: [3, 3], strides: [1, 1], padding, data_format: 'channels_last', dilation_rate: [1, 1], depth_multiplier: m, activation: 'linear', use_bias: true });
+  const layers = [inputLayer('inp', [8, 8, 3]), conv('c1', 5, 3, 'inp'), bn('bn1', 'c1'), relu('r1', 'bn1'), sep('s1', 4, 'r1', 'valid', 2), bn('bn2', 's1'), relu('r2', 'bn2'), sep('s2', 3, 'r2', 'same', 1), layer('GlobalAveragePooling2D', 'gap', ['s2'], { data_format: 'channels_last' }), layer('Dense', 'out', ['gap'], { units: 2, activation: 'linear', use_bias: true })];
+  const r = rng(5);
+  const list = new WeightList();
+  const w = list.add.bind(list);
+  // c1: channel 1 dead (bias -100), channel 3 the constant relu(bn1(0.4)) (zero kernel)
+  w('c1', 'kernel', [3, 3, 3, 5], (i) => (i % 5 === 3 ? 0 : r()));
+  w('c1', 'bias', [5], (i) => [0.1, -100, 0.2, 0.4, 0][i]);
+  for (const [b, n] of [['bn1', 5], ['bn2', 4]] as const) {
+    w(b, 'gamma', [n], (i) => 1 + 0.1 * i);
+    w(b, 'beta', [n], (i) => 0.05 * i);
+    w(b, 'moving_mean', [n], () => 0.02);
+    w(b, 'moving_variance', [n], () => 1.2);
+  }
+  // s1: filter 2 dead (zero pointwise column, bias -5)
+  w('s1', 'depthwise_kernel', [3, 3, 5, 2], () => r());
+  w('s1', 'pointwise_kernel', [1, 1, 10, 4], (i) => (i % 4 === 2 ? 0 : r()));
+  w('s1', 'bias', [4], (i) => [0.1, 0.2, -5, 0][i]);
+  w('s2', 'depthwise_kernel', [3, 3, 4, 1], () => r());
+  w('s2', 'pointwise_kernel', [1, 1, 4, 3], () => r());
+  w('s2', 'bias', [3], (i) => 0.1 * i);
+  w('out', 'kernel', [3, 2], () => r());
+  w('out', 'bias', [2], () => 0);
+  return kerasModel(format, tmp, { name: 'sepnet', layers, shapes: SEP_SHAPES, input: 'inp', output: 'out' }, list.weights);
+}
+
+describe('Keras pruning into and out of separable convolutions', () => {
+  for (const [format, ext] of [['keras-h5', 'h5'], ['keras', 'keras']] as const)
+    it(`${ext}: a SeparableConv2D consumer loses depthwise slices and pointwise rows (constant folded through its taps); as a producer, pointwise columns`, async () => {
+      const src = path.join(tmp, `sep.${ext}`);
+      await saveModel(separableModel(format), src);
+      const m = (await loadModel(src)) as KerasModel;
+      const r = await prune(m, { criterion: 'dead', samples: 16, inputs: { kind: 'random', seed: 3 } });
+      assert.deepEqual(r.removed, { c1: 2, s1: 1 }, JSON.stringify(r.plan, null, 1));
+      assert.ok(r.verify.max_abs_error < 1e-5, `max abs ${r.verify.max_abs_error}`);
+      assert.deepEqual(r.plan.consumers.map((c) => [c.layer, c.removed_inputs, c.folded_constants]), [['s1', 4, 1], ['s2', 1, 0]]);
+      const p = r.model as KerasModel;
+      const shape = (l: string, key: string) => p.weightsOf([l]).find((x) => x.key === key)!.shape;
+      assert.deepEqual(shape('c1', 'kernel'), [3, 3, 3, 3]);
+      assert.deepEqual(shape('bn1', 'gamma'), [3]);
+      assert.deepEqual(shape('s1', 'depthwise_kernel'), [3, 3, 3, 2]);
+      assert.deepEqual(shape('s1', 'pointwise_kernel'), [1, 1, 6, 3]);
+      assert.deepEqual(shape('s1', 'bias'), [3]);
+      assert.deepEqual(shape('bn2', 'moving_mean'), [3]);
+      assert.deepEqual(shape('s2', 'depthwise_kernel'), [3, 3, 3, 1]);
+      assert.deepEqual(shape('s2', 'pointwise_kernel'), [1, 1, 3, 3]);
+      const out = path.join(tmp, `sep-pruned.${ext}`);
+      await saveModel(p, out);
+      const back = (await loadModel(out)) as KerasModel;
+      const q = await probe(back, { kind: 'random', seed: 2 }, { samples: 2, layers: ['r1', 'r2'] });
+      assert.deepEqual(q.layers.map((l) => l.channels), [3, 3]);
+    });
+});

@@ -2,11 +2,14 @@
  * Structured pruning of Keras-topology models (TF.js layers, .h5, .keras), criterion 'dead': units / filters
  * that are constant on the probe inputs (a dead ReLU unit is exactly 0) are removed physically along simple
  * chains of the outermost model:
- *   Dense | Conv2D -> [BatchNormalization | DepthwiseConv2D | activation | Dropout | pooling]* -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D
+ *   Dense | Conv2D | SeparableConv2D -> [BatchNormalization | DepthwiseConv2D | activation | Dropout | pooling]*
+ *     -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D | SeparableConv2D
  * The producer loses kernel columns (last axis) and bias entries, a BatchNorm in the chain its gamma / beta /
  * moving statistics, a depthwise convolution (depth multiplier 1, MobileNet's inverted residuals) its kernel
- * slice [.., .., c, 0] and bias c (the channel is observed after it, so a constant there is still exact), the consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c
- * is rows c, c + C, c + 2C ... in NHWC order), and a removed unit that is a non-zero constant v adds v x its
+ * slice [.., .., c, 0] and bias c (the channel is observed after it, so a constant there is still exact), the
+ * consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c is rows c, c + C,
+ * c + 2C ... in NHWC order; SeparableConv2D: its depthwise slice c and pointwise rows c * m + j; a
+ * SeparableConv2D producer loses pointwise columns), and a removed unit that is a non-zero constant v adds v x its
  * weights to the consumer's bias (only for Dense consumers and unpadded convolutions: zero padding would see
  * 0, not v, at the borders). `units` / `filters` are updated (Keras 3: also build_config and tensor shapes).
  * Coupled channels (every criterion; channels last): outputs feeding several layers, residual Add
@@ -41,7 +44,9 @@ export interface KerasPruneResult extends PruneSize {
   seconds: number;
 }
 
-const PRODUCERS = new Set(['Dense', 'Conv2D']);
+const PRODUCERS = new Set(['Dense', 'Conv2D', 'SeparableConv2D']);
+/** a producer's output kernel: its last axis holds the output channels */
+const OUT_KERNEL = new Set(['kernel', 'pointwise_kernel']);
 const ELEMENTWISE = new Set(['ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Activation', 'Dropout', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout']);
 const POOLING = new Set(['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'ZeroPadding2D', 'Cropping2D', 'UpSampling2D']);
 const COUPLING = new Set(['Add', 'Concatenate', 'Multiply', 'Subtract', 'Average', 'Maximum', 'Minimum']);
@@ -74,7 +79,7 @@ function isOneByOne(l: KLayer): boolean {
 function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs: Set<string>): Chain | string {
   if (p.calls.length > 1) return 'shared layer (called more than once)';
   if (p.className === 'Conv2D' && (num(p.config.groups) ?? 1) !== 1) return 'grouped convolution';
-  if (p.className === 'Conv2D' && str(p.config.data_format) === 'channels_first') return 'channels_first convolution';
+  if (str(p.config.data_format) === 'channels_first') return 'channels_first convolution';
   const C = channelsOf(p);
   if (!C) return 'no units / filters in its config';
   const path: KLayer[] = [];
@@ -107,8 +112,8 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
       observe = next.name;
       continue;
     }
-    if (cls.startsWith('DepthwiseConv') || cls.startsWith('SeparableConv')) return `'${next.name}' (${cls}) is depthwise: channels tied through the depth multiplier are not handled`;
-    if (cls === 'Dense' || (cls === 'Conv2D' && !flatten)) {
+    if (cls !== 'SeparableConv2D' && (cls.startsWith('DepthwiseConv') || cls.startsWith('SeparableConv'))) return `'${next.name}' (${cls}) is depthwise: channels tied through the depth multiplier are not handled`;
+    if (cls === 'Dense' || ((cls === 'Conv2D' || cls === 'SeparableConv2D') && !flatten)) {
       if (cls === 'Conv2D' && ((num(next.config.groups) ?? 1) !== 1 || str(next.config.data_format) === 'channels_first')) return `'${next.name}' is a grouped or channels_first convolution`;
       return { producer: p, path, bns, dws, flatten, consumer: next, observe, channels: C };
     }
@@ -120,7 +125,7 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
     }
     if (cls === 'BatchNormalization' && !flatten) {
       const ax = bnAxis(next.config);
-      const spatial = p.className === 'Conv2D' && !path.some((l) => l.className.startsWith('Global'));
+      const spatial = p.className !== 'Dense' && !path.some((l) => l.className.startsWith('Global'));
       const ok = ax === -1 || ax === (spatial ? 3 : 1);
       if (!ok) return `'${next.name}' normalizes axis ${JSON.stringify(next.config.axis)}, not the channels`;
       bns.push(next);
@@ -132,6 +137,94 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
     if (!flatten) observe = next.name;
   }
   return 'path too long';
+}
+
+/** how a consumer reads its C input channels */
+interface ConsumerKernel {
+  /** input rows per channel: spatial positions after a Flatten, the depth multiplier of a SeparableConv2D */
+  perChannel: number;
+  /** a constant on a removed channel can be folded into the bias (it has one, and no zero padding) */
+  canFold: boolean;
+  hasBias: boolean;
+  /** drops the channels with keep[c] = 0, adds value[c] x their weights to the bias; returns how many were folded */
+  apply(keep: Uint8Array, value: Float64Array, edit: (w: KWeight) => WeightEdit): number;
+}
+
+/**
+ * Dense / Conv2D: kernel rows (Dense axis 0, Conv2D axis 2; row r is channel r % C). SeparableConv2D: its
+ * depthwise slice [.., .., c, :] and pointwise rows c * m + j; a constant v on channel c reaches the bias as
+ * v * (sum of the depthwise taps of c, j) * pointwise[c * m + j, :].
+ */
+function consumerKernel(l: KLayer, C: number, weights: KWeight[]): ConsumerKernel | string {
+  const bias = weights.find((w) => w.key === 'bias');
+  const unpadded = str(l.config.padding) !== 'same' || isOneByOne(l);
+  if (l.className === 'SeparableConv2D') {
+    const dk = weights.find((w) => w.key === 'depthwise_kernel');
+    const pk = weights.find((w) => w.key === 'pointwise_kernel');
+    if (!dk || !pk || dk.shape.length !== 4 || dk.shape[2] !== C || pk.shape.length !== 4 || pk.shape[2] !== C * dk.shape[3]) return `consumer '${l.name}' has no depthwise kernel reading ${C} channels`;
+    const m = dk.shape[3];
+    return {
+      perChannel: m,
+      canFold: !!bias && unpadded,
+      hasBias: !!bias,
+      apply(keep, value, edit) {
+        edit(dk).keeps[2] = keep;
+        const rowKeep = new Uint8Array(C * m);
+        for (let r = 0; r < C * m; r++) rowKeep[r] = keep[Math.floor(r / m)];
+        edit(pk).keeps[2] = rowKeep;
+        if (!bias || !value.some((v) => v !== 0)) return 0;
+        const d = weightToFloat32(dk);
+        const pw = weightToFloat32(pk);
+        const F = pk.shape[3];
+        const taps = dk.shape[0] * dk.shape[1];
+        const e = edit(bias);
+        e.add ??= new Float64Array(F);
+        let folded = 0;
+        for (let c = 0; c < C; c++) {
+          const v = value[c];
+          if (v === 0) continue;
+          folded++;
+          for (let j = 0; j < m; j++) {
+            let tapSum = 0;
+            for (let t = 0; t < taps; t++) tapSum += d[(t * C + c) * m + j];
+            for (let o = 0; o < F; o++) e.add[o] += v * tapSum * pw[(c * m + j) * F + o];
+          }
+        }
+        return folded;
+      },
+    };
+  }
+  const k = weights.find((w) => w.key === 'kernel');
+  const axis = l.className === 'Dense' ? 0 : 2;
+  if (!k || k.shape[axis] % C !== 0) return `consumer '${l.name}' has no kernel reading ${C} channels`;
+  const rows = k.shape[axis];
+  return {
+    perChannel: rows / C,
+    canFold: !!bias && (l.className === 'Dense' || unpadded),
+    hasBias: !!bias,
+    apply(keep, value, edit) {
+      const rowKeep = new Uint8Array(rows);
+      for (let r = 0; r < rows; r++) rowKeep[r] = keep[r % C];
+      edit(k).keeps[axis] = rowKeep;
+      if (!bias || !value.some((v) => v !== 0)) return 0;
+      const kv = weightToFloat32(k);
+      const O = k.shape[k.shape.length - 1];
+      const e = edit(bias);
+      e.add ??= new Float64Array(O);
+      const inner = k.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+      for (let r = 0; r < rows; r++) {
+        const v = value[r % C];
+        if (v === 0) continue;
+        for (let sp = 0; sp < inner; sp++) {
+          const base = (sp * rows + r) * O;
+          for (let o = 0; o < O; o++) e.add[o] += v * kv[base + o];
+        }
+      }
+      let folded = 0;
+      for (let c = 0; c < C; c++) if (value[c] !== 0) folded++;
+      return folded;
+    },
+  };
 }
 
 /** copies the elements of `bytes` (shape dims, `size` bytes each) whose index on axis k is kept by keeps[k] */
@@ -324,7 +417,7 @@ function findComponent(p: KLayer, byName: Map<string, KLayer>, consumers: Return
     const cls = l.className;
     // backward: what the node's channels come from
     if (PRODUCERS.has(cls)) {
-      if (cls === 'Conv2D' && ((num(l.config.groups) ?? 1) !== 1 || str(l.config.data_format) === 'channels_first')) return `'${l.name}' is a grouped or channels_first convolution`;
+      if ((num(l.config.groups) ?? 1) !== 1 || str(l.config.data_format) === 'channels_first') return `'${l.name}' is a grouped or channels_first convolution`;
       if (!comp.sources.includes(l)) comp.sources.push(l);
     } else if (CHANNEL_WISE(cls) || cls === 'Add' || cls === 'Concatenate') {
       if (cls === 'BatchNormalization' && bnAxis(l.config) !== -1 && bnAxis(l.config) !== 3) return `'${l.name}' normalizes axis ${JSON.stringify(l.config.axis)}, not the channels`;
@@ -350,9 +443,9 @@ function findComponent(p: KLayer, byName: Map<string, KLayer>, consumers: Return
       if (x.calls.length > 1) return `'${x.name}' is a shared layer`;
       if (x.sub) return `'${x.name}' is a nested model`;
       const xc = x.className;
-      if (xc.startsWith('DepthwiseConv') || xc.startsWith('SeparableConv')) return `'${x.name}' (${xc}) is depthwise: channels tied through the depth multiplier are not handled`;
+      if (xc !== 'SeparableConv2D' && (xc.startsWith('DepthwiseConv') || xc.startsWith('SeparableConv'))) return `'${x.name}' (${xc}) is depthwise: channels tied through the depth multiplier are not handled`;
       if (PRODUCERS.has(xc)) {
-        if (xc === 'Conv2D' && ((num(x.config.groups) ?? 1) !== 1 || str(x.config.data_format) === 'channels_first')) return `'${x.name}' is a grouped or channels_first convolution`;
+        if ((num(x.config.groups) ?? 1) !== 1 || str(x.config.data_format) === 'channels_first') return `'${x.name}' is a grouped or channels_first convolution`;
         comp.sinks.push({ layer: x, node: l.name, flatten: null });
         comp.observe.add(l.name);
       } else if (xc === 'Flatten') {
@@ -383,7 +476,7 @@ interface GroupCriterion {
 function planComponent(
   comp: Component,
   stats: Map<string, ProbeLayerReport>,
-  sinkWeights: (l: KLayer) => { ck?: KWeight; cb?: KWeight },
+  sinkKernel: (l: KLayer, C: number) => ConsumerKernel | string,
   norm: GroupCriterion | null,
 ): { keep: Map<string, Uint8Array>; reason?: string; kept: number; groups: number } {
   const N = comp.parent.length;
@@ -446,11 +539,10 @@ function planComponent(
   }
   for (const sk of comp.sinks) {
     const node = comp.nodes.get(sk.node)!;
-    const { ck, cb } = sinkWeights(sk.layer);
-    const axis = sk.layer.className === 'Dense' ? 0 : 2;
-    if (!ck || ck.shape[axis] % node.n !== 0) return blockAll(`consumer '${sk.layer.name}' has no kernel reading ${node.n} channels`);
+    const consumer = sinkKernel(sk.layer, node.n);
+    if (typeof consumer === 'string') return blockAll(consumer);
     if (norm) continue;
-    const canFold = !!cb && (sk.layer.className === 'Dense' || str(sk.layer.config.padding) !== 'same' || isOneByOne(sk.layer));
+    const canFold = consumer.canFold;
     const s = stats.get(sk.node)!;
     for (let c = 0; c < node.n; c++) if (s.min[c] !== 0 && !canFold) blocked[root(node.base + c)] = 1;
   }
@@ -554,8 +646,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
   interface Info {
     ch: Chain;
     s: ProbeLayerReport | null;
-    ck: KWeight;
-    cb: KWeight | undefined;
+    consumer: ConsumerKernel;
     canFold: boolean;
     eligible: Uint8Array;
     score: Float64Array;
@@ -575,14 +666,12 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       continue;
     }
     const cons = ch.consumer;
-    const cw = weightsOf(cons);
-    const ck = cw.find((w) => w.key === 'kernel');
-    const cb = cw.find((w) => w.key === 'bias');
-    if (!ck || ck.shape[cons.className === 'Dense' ? 0 : 2] % C !== 0) {
-      skipped.push({ layer: ch.producer.name, reason: `consumer '${cons.name}' has no kernel reading ${C} channels` });
+    const consumer = consumerKernel(cons, C, weightsOf(cons));
+    if (typeof consumer === 'string') {
+      skipped.push({ layer: ch.producer.name, reason: consumer });
       continue;
     }
-    const canFold = !!cb && (cons.className === 'Dense' || str(cons.config.padding) !== 'same' || isOneByOne(cons));
+    const canFold = consumer.canFold;
     const eligible = new Uint8Array(C).fill(1);
     const score = new Float64Array(C);
     const group: PruneGroup = { layers: [ch.producer.name, ...ch.dws.map((d) => d.name), ...ch.bns.map((b) => b.name)], channels: C, prunable: C, removed: [] };
@@ -593,9 +682,9 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
         if (constant && s!.min[c] !== 0 && !canFold) nonZero++;
         eligible[c] = constant && (s!.min[c] === 0 || canFold) ? 1 : 0;
       }
-      if (nonZero) group.reason = `${nonZero} constant non-zero unit(s) kept: '${cons.name}' ${cb ? 'pads its input with zeros' : 'has no bias'} to fold them into`;
+      if (nonZero) group.reason = `${nonZero} constant non-zero unit(s) kept: '${cons.name}' ${consumer.hasBias ? 'pads its input with zeros' : 'has no bias'} to fold them into`;
     } else if (criterion === 'l1' || criterion === 'l2') {
-      const kw = weightsOf(ch.producer).find((w) => w.key === 'kernel')!;
+      const kw = weightsOf(ch.producer).find((w) => OUT_KERNEL.has(w.key))!;
       const k = weightToFloat32(kw);
       for (let i = 0; i < k.length; i++) score[i % C] += criterion === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
       if (criterion === 'l2') for (let c = 0; c < C; c++) score[c] = Math.sqrt(score[c]);
@@ -615,7 +704,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       } else for (let c = 0; c < C; c++) score[c] = -s!.apoz[c];
     } else throw new ModelError(`unknown pruning criterion '${String(criterion)}'`);
     group.prunable = eligible.reduce((a, b) => a + b, 0);
-    infos.push({ ch, s, ck, cb, canFold, eligible, score, remove: new Uint8Array(C), group });
+    infos.push({ ch, s, consumer, canFold, eligible, score, remove: new Uint8Array(C), group });
   }
 
   // selection
@@ -650,7 +739,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
 
   let approximate = 0;
   for (const f of infos) {
-    const { ch, s, ck, cb, remove, group } = f;
+    const { ch, s, consumer, remove, group } = f;
     const C = ch.channels;
     const cons = ch.consumer;
     let count = remove.reduce((a, b) => a + b, 0);
@@ -683,7 +772,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     for (let c = 0; c < C; c++) keep[c] = remove[c] ? 0 : 1;
     // producer: kernel last axis, bias; BatchNorms: every per-channel vector
     for (const w of weightsOf(ch.producer)) {
-      if (w.key === 'kernel') edit(w).keeps[w.shape.length - 1] = keep;
+      if (OUT_KERNEL.has(w.key)) edit(w).keeps[w.shape.length - 1] = keep;
       else if (w.key === 'bias') edit(w).keeps[0] = keep;
     }
     for (const bn of ch.bns) for (const w of weightsOf(bn)) if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
@@ -693,33 +782,12 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
         else if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
       }
     // consumer: input rows, constants folded into the bias
-    const kAxis = cons.className === 'Dense' ? 0 : 2;
-    const rows = ck.shape[kAxis];
-    const rowKeep = new Uint8Array(rows);
-    for (let r = 0; r < rows; r++) rowKeep[r] = keep[r % C];
-    edit(ck).keeps[kAxis] = rowKeep;
-    let folded = 0;
-    if (cb && value.some((v) => v !== 0)) {
-      const k = weightToFloat32(ck);
-      const O = ck.shape[ck.shape.length - 1];
-      const e = edit(cb);
-      e.add ??= new Float64Array(O);
-      const inner = ck.shape.slice(0, kAxis).reduce((a, b) => a * b, 1);
-      for (let r = 0; r < rows; r++) {
-        const v = value[r % C];
-        if (v === 0) continue;
-        for (let sp = 0; sp < inner; sp++) {
-          const base = (sp * rows + r) * O;
-          for (let o = 0; o < O; o++) e.add[o] += v * k[base + o];
-        }
-      }
-      for (let c = 0; c < C; c++) if (value[c] !== 0) folded++;
-    }
-    consumerRows.push({ layer: cons.name, removed_inputs: count * (rows / C), folded_constants: folded });
+    const folded = consumer.apply(keep, value, edit);
+    consumerRows.push({ layer: cons.name, removed_inputs: count * consumer.perChannel, folded_constants: folded });
     // config
     const newC = C - count;
     ch.producer.config[ch.producer.className === 'Dense' ? 'units' : 'filters'] = newC;
-    const S = rows / C;
+    const S = consumer.perChannel;
     let afterFlatten = false;
     for (const l of [...ch.path, cons]) {
       if (afterFlatten) fixRecordedShapes(l.entry, S * C, S * newC, true);
@@ -729,16 +797,13 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     removed[ch.producer.name] = count;
   }
   for (const comp of comps) {
-    const sinkWeights = (l: KLayer) => {
-      const w = weightsOf(l);
-      return { ck: w.find((x) => x.key === 'kernel'), cb: w.find((x) => x.key === 'bias') };
-    };
+    const sinkKernel = (l: KLayer, C: number) => consumerKernel(l, C, weightsOf(l));
     const norm: GroupCriterion | null =
       criterion === 'dead'
         ? null
         : {
             kind: criterion,
-            kernel: (l) => weightToFloat32(weightsOf(l).find((w) => w.key === 'kernel')!),
+            kernel: (l) => weightToFloat32(weightsOf(l).find((w) => OUT_KERNEL.has(w.key))!),
             gamma: (l) => {
               const g = weightsOf(l).find((w) => w.key === 'gamma');
               return g ? weightToFloat32(g) : null;
@@ -747,7 +812,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
             ratio: opts.ratio,
             threshold: opts.threshold,
           };
-    const plan = planComponent(comp, stats, sinkWeights, norm);
+    const plan = planComponent(comp, stats, sinkKernel, norm);
     const group: PruneGroup = { layers: [...comp.sources.map((l) => l.name), ...[...comp.nodes.values()].filter((n) => n.layer.className === 'BatchNormalization').map((n) => n.layer.name)], channels: plan.groups, prunable: plan.groups - plan.kept, removed: [] };
     groups.push(group);
     if (plan.reason) {
@@ -768,7 +833,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       const n = kept(keep);
       if (n === keep.length) continue;
       for (const w of weightsOf(src)) {
-        if (w.key === 'kernel') edit(w).keeps[w.shape.length - 1] = keep;
+        if (OUT_KERNEL.has(w.key)) edit(w).keeps[w.shape.length - 1] = keep;
         else if (w.key === 'bias') edit(w).keeps[0] = keep;
       }
       src.config[src.className === 'Dense' ? 'units' : 'filters'] = n;
@@ -789,36 +854,15 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     for (const sk of comp.sinks) {
       const node = comp.nodes.get(sk.node)!;
       const keep = keepOf(sk.node);
-      const { ck, cb } = sinkWeights(sk.layer);
-      const kAxis = sk.layer.className === 'Dense' ? 0 : 2;
-      const rows = ck!.shape[kAxis];
       const C = node.n;
-      const rowKeep = new Uint8Array(rows);
-      for (let r = 0; r < rows; r++) rowKeep[r] = keep[r % C];
-      edit(ck!).keeps[kAxis] = rowKeep;
+      const consumer = sinkKernel(sk.layer, C) as ConsumerKernel; // checked by planComponent
       const s = stats.get(sk.node);
       const value = new Float64Array(C);
       if (!norm && s) for (let c = 0; c < C; c++) if (!keep[c]) value[c] = s.min[c];
-      let folded = 0;
-      if (cb && value.some((v) => v !== 0)) {
-        const k = weightToFloat32(ck!);
-        const O = ck!.shape[ck!.shape.length - 1];
-        const e = edit(cb);
-        e.add ??= new Float64Array(O);
-        const inner = ck!.shape.slice(0, kAxis).reduce((a, b) => a * b, 1);
-        for (let r = 0; r < rows; r++) {
-          const v = value[r % C];
-          if (v === 0) continue;
-          for (let sp = 0; sp < inner; sp++) {
-            const base = (sp * rows + r) * O;
-            for (let o = 0; o < O; o++) e.add[o] += v * k[base + o];
-          }
-        }
-        for (let c = 0; c < C; c++) if (value[c] !== 0) folded++;
-      }
+      const folded = consumer.apply(keep, value, edit);
       const nk = kept(keep);
-      if (sk.flatten) fixReadShape(sk.layer.entry, sk.flatten.name, null, rows, (rows / C) * nk);
-      consumerRows.push({ layer: sk.layer.name, removed_inputs: (C - nk) * (rows / C), folded_constants: folded });
+      if (sk.flatten) fixReadShape(sk.layer.entry, sk.flatten.name, null, consumer.perChannel * C, consumer.perChannel * nk);
+      consumerRows.push({ layer: sk.layer.name, removed_inputs: (C - nk) * consumer.perChannel, folded_constants: folded });
     }
   }
   if (criterion !== 'dead') {
