@@ -24,6 +24,18 @@ before(async () => {
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
+const bn = (name: string, input: string) => layer('BatchNormalization', name, [input], { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true });
+const relu = (name: string, input: string) => layer('ReLU', name, [input], { max_value: null, negative_slope: 0, threshold: 0 });
+/** the same BatchNorm statistics for every channel of these layers */
+function bnWeights(w: (l: string, key: string, shape: number[], fill: (i: number) => number) => void, layers: [string, number][], mean: number, variance: number): void {
+  for (const [b, n] of layers) {
+    w(b, 'gamma', [n], (i) => 1 + 0.1 * i);
+    w(b, 'beta', [n], (i) => 0.05 * i);
+    w(b, 'moving_mean', [n], () => mean);
+    w(b, 'moving_variance', [n], () => variance);
+  }
+}
+
 const SHAPES: Record<string, (number | null)[]> = {
   inp: [null, 8, 8, 3], c1: [null, 8, 8, 6], bn1: [null, 8, 8, 6], r1: [null, 8, 8, 6], pad: [null, 10, 10, 6], dw: [null, 8, 8, 6],
   bn2: [null, 8, 8, 6], r2: [null, 8, 8, 6], c2: [null, 8, 8, 4], gap: [null, 4], out: [null, 2],
@@ -31,8 +43,6 @@ const SHAPES: Record<string, (number | null)[]> = {
 
 function dwModel(format: 'keras-h5' | 'keras', mult = 1): KerasModel {
   const D = 6 * mult;
-  const bn = (name: string, input: string) => layer('BatchNormalization', name, [input], { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true });
-  const relu = (name: string, input: string) => layer('ReLU', name, [input], { max_value: null, negative_slope: 0, threshold: 0 });
   const layers = [
     inputLayer('inp', [8, 8, 3]),
     conv('c1', 6, 3, 'inp'),
@@ -51,12 +61,7 @@ function dwModel(format: 'keras-h5' | 'keras', mult = 1): KerasModel {
   const w = list.add.bind(list);
   w('c1', 'kernel', [3, 3, 3, 6], () => r());
   w('c1', 'bias', [6], (i) => [0.1, -100, 0.2, 0.3, -100, 0.1][i]);
-  for (const [b, n] of [['bn1', 6], ['bn2', D]] as const) {
-    w(b, 'gamma', [n], (i) => 1 + 0.1 * i);
-    w(b, 'beta', [n], (i) => 0.05 * i);
-    w(b, 'moving_mean', [n], () => 0.01);
-    w(b, 'moving_variance', [n], () => 1.5);
-  }
+  bnWeights(w, [['bn1', 6], ['bn2', D]], 0.01, 1.5);
   // depthwise kernel [3, 3, 6, 1]: channel 3's taps are zero
   w('dw', 'depthwise_kernel', [3, 3, 6, mult], (i) => (Math.floor(i / mult) % 6 === 3 ? 0 : r()));
   w('dw', 'bias', [D], (i) => [0, 0.3, 0, -1, -0.5, 0][Math.floor(i / mult)]);
@@ -116,8 +121,6 @@ const SEP_SHAPES: Record<string, (number | null)[]> = {
 };
 
 function separableModel(format: 'keras-h5' | 'keras'): KerasModel {
-  const bn = (name: string, input: string) => layer('BatchNormalization', name, [input], { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true });
-  const relu = (name: string, input: string) => layer('ReLU', name, [input], { max_value: null, negative_slope: 0, threshold: 0 });
   const sep = (name: string, filters: number, input: string, padding: string, m: number) =>
     layer('SeparableConv2D', name, [input], { filters, kernel_size: [3, 3], strides: [1, 1], padding, data_format: 'channels_last', dilation_rate: [1, 1], depth_multiplier: m, activation: 'linear', use_bias: true });
   const layers = [inputLayer('inp', [8, 8, 3]), conv('c1', 5, 3, 'inp'), bn('bn1', 'c1'), relu('r1', 'bn1'), sep('s1', 4, 'r1', 'valid', 2), bn('bn2', 's1'), relu('r2', 'bn2'), sep('s2', 3, 'r2', 'same', 1), layer('GlobalAveragePooling2D', 'gap', ['s2'], { data_format: 'channels_last' }), layer('Dense', 'out', ['gap'], { units: 2, activation: 'linear', use_bias: true })];
@@ -127,12 +130,7 @@ function separableModel(format: 'keras-h5' | 'keras'): KerasModel {
   // c1: channel 1 dead (bias -100), channel 3 the constant relu(bn1(0.4)) (zero kernel)
   w('c1', 'kernel', [3, 3, 3, 5], (i) => (i % 5 === 3 ? 0 : r()));
   w('c1', 'bias', [5], (i) => [0.1, -100, 0.2, 0.4, 0][i]);
-  for (const [b, n] of [['bn1', 5], ['bn2', 4]] as const) {
-    w(b, 'gamma', [n], (i) => 1 + 0.1 * i);
-    w(b, 'beta', [n], (i) => 0.05 * i);
-    w(b, 'moving_mean', [n], () => 0.02);
-    w(b, 'moving_variance', [n], () => 1.2);
-  }
+  bnWeights(w, [['bn1', 5], ['bn2', 4]], 0.02, 1.2);
   // s1: filter 2 dead (zero pointwise column, bias -5)
   w('s1', 'depthwise_kernel', [3, 3, 5, 2], () => r());
   w('s1', 'pointwise_kernel', [1, 1, 10, 4], (i) => (i % 4 === 2 ? 0 : r()));
