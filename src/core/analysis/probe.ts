@@ -6,14 +6,14 @@
  * variance (the depth profile). Statistics stream (streaming-stats.ts): memory does not grow with samples.
  *
  * Two ways, per tensor: NCHW-like tensors (rank >= 3, channels on axis 1, static channel count) are reduced
- * inside onnxruntime (probe-reduce.ts: training-mode BatchNormalization for mean / variance, Reduce* for the
- * extremes and the positive count), so only a few numbers per channel leave the engine; the others ([N, C]
+ * inside onnxruntime (probe-reduce.ts: training-mode BatchNormalization for mean / variance, ReduceMax /
+ * ReduceMin, and ReduceSum of Greater(Y, 0) for the positive count), so only a few numbers per channel leave the engine; the others ([N, C]
  * layers, channels-last tensors, unknown shapes, or everything when the engine refuses the reductions) are
  * copied out and reduced here in float64 (WebAssembly SIMD kernels, streaming-stats.ts).
  * Cost (scripts/bench/probe.ts, same run): copying every activation out of onnxruntime-node alone costs
  * ~1.2x plain inference on FCN-ResNet50 and ~3.2x on PaddleOCR's MobileNetV3-style classifier (~60 MACs per
- * activation value); in the graph, the five extra ops per activation cost about the same on FCN and less on
- * the classifier (probe ~1.4x and ~3.7x); one ReduceMax per activation alone is ~1.0x and ~1.6x.
+ * activation value); in the graph, the six extra ops per activation cost about the same on FCN and less on
+ * the classifier (probe ~1.4x and ~3.4x); one ReduceMax per activation alone is ~1.0x and ~1.6x.
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
@@ -202,7 +202,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
       const axis = t.axis ?? channelAxisOf(graph, t.output, rank, prods);
       const channels = shape[1];
       if ((axis !== 1 && axis !== 1 - rank) || typeof channels !== 'number' || channels < 1) continue;
-      // float32 counts are exact below 2^24 values per channel and batch (unknown dims: checked per batch)
+      // int32 counts (unknown dims: checked per batch)
       const perChannel = shape.reduce<number>((p, d, k) => (k === 1 ? p : p * (typeof d === 'number' ? d : 1)), 1);
       if (perChannel >= MAX_REDUCED_COUNT) continue;
       t.reduce = { value: t.output, rank, channels, op: t.op };
@@ -241,16 +241,13 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
           };
           const dims = Array.from(get(red.shape), Number);
           const count = dims.reduce((p, v, k) => (k === 1 ? p : p * v), 1);
-          if (count >= MAX_REDUCED_COUNT) throw new ModelError(`'${t.output}' has ${count} values per channel in one batch: too many for exact counts inside onnxruntime; probe with a smaller batch`);
+          if (count >= MAX_REDUCED_COUNT) throw new ModelError(`'${t.output}' has ${count} values per channel in one batch: too many to count inside onnxruntime; probe with a smaller batch`);
           if (t.fixedAxis === undefined) {
             t.fixedAxis = 1;
             t.shape = dims;
             t.stats = new ChannelStats(dims[1]);
           }
-          const signSum = get(red.signSum);
-          const signL1 = red.signL1 ? get(red.signL1) : null;
-          const positive = signL1 ? Float64Array.from(signSum, (v, c) => (v + signL1[c]) / 2) : signSum;
-          t.stats!.addMoments(count, { mean: get(red.mean), variance: get(red.variance), min: get(red.min), max: get(red.max), positive });
+          t.stats!.addMoments(count, { mean: get(red.mean), variance: get(red.variance), min: get(red.min), max: get(red.max), positive: get(red.positive) });
           continue;
         }
         let dims: number[];
