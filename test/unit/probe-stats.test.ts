@@ -179,6 +179,19 @@ describe('probeOnnx: in-graph statistics that cannot run fall back to copying', 
     assert.deepEqual(r.layers[0].apoz, [5 / 9, 5 / 9, 1, 5 / 9]);
   });
 
+  it('2^24 or more values per channel in one batch (more than float32 counts exactly): the copy path', async () => {
+    const m = new GraphBuilder().input('x', ['N', 1, 'H', 'W']).node('Relu', ['x'], ['r']).output('r').model(13);
+    const dims = [1, 1, 4096, 4097];
+    const n = dims.reduce((a, b) => a * b, 1);
+    assert.ok(n >= 2 ** 24);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = i % 3 === 0 ? 1 : -1;
+    const r = await probeOnnx(m, { kind: 'arrays', arrays: { x: { dtype: 'float32', dims, data } } }, { samples: 1, batchSize: 1 });
+    assert.match(r.notes.join('\n'), /too many to count exactly in float32/);
+    assert.equal(r.layers[0].apoz[0], (n - Math.ceil(n / 3)) / n);
+    assert.equal(r.layers[0].count, n);
+  });
+
   it('float16 activations (the statistics nodes take float32): the copy path, values decoded from float16', async () => {
     const m = new GraphBuilder().input('x', ['N', 2, 2, 2], 10).node('Relu', ['x'], ['r']).output('r').model(13);
     const half = (v: number) => (v === 0 ? 0 : v === 1 ? 0x3c00 : v === -1 ? 0xbc00 : v === 2 ? 0x4000 : NaN);

@@ -202,7 +202,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
       const axis = t.axis ?? channelAxisOf(graph, t.output, rank, prods);
       const channels = shape[1];
       if ((axis !== 1 && axis !== 1 - rank) || typeof channels !== 'number' || channels < 1) continue;
-      // int32 counts (unknown dims: checked per batch)
+      // float32 counts are exact below 2^24 values per channel and batch (unknown dims: checked on the first batch)
       const perChannel = shape.reduce<number>((p, d, k) => (k === 1 ? p : p * (typeof d === 'number' ? d : 1)), 1);
       if (perChannel >= MAX_REDUCED_COUNT) continue;
       t.reduce = { value: t.output, rank, channels, op: t.op };
@@ -241,7 +241,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
           };
           const dims = Array.from(get(red.shape), Number);
           const count = dims.reduce((p, v, k) => (k === 1 ? p : p * v), 1);
-          if (count >= MAX_REDUCED_COUNT) throw new ModelError(`'${t.output}' has ${count} values per channel in one batch: too many to count inside onnxruntime; probe with a smaller batch`);
+          if (count >= MAX_REDUCED_COUNT) throw new CountTooLarge(`'${t.output}' has ${count} values per channel in one batch, too many to count exactly in float32`);
           if (t.fixedAxis === undefined) {
             t.fixedAxis = 1;
             t.shape = dims;
@@ -276,27 +276,34 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     for (const batch of inputs.batches()) {
       abort();
       let res: OrtTypes.InferenceSession.ReturnType;
+      let why: string | null = null;
       try {
         res = await session.run(toOrtFeeds(ort, batch.feeds));
+        accumulate(res, batch.feeds);
       } catch (err) {
-        if (inGraph && done === 0) {
-          // the statistics nodes (not the model) may be what fails, e.g. a channel count inferred wrongly: the
-          // first batch again with every activation copied out
-          const plainRun = await open(false).catch(() => null);
-          if (plainRun) {
-            await session.release().catch(() => undefined);
-            ({ session, reduced } = plainRun);
-            inGraph = false;
-            notes.push(`activations copied out of onnxruntime for their statistics (its in-graph statistics failed to run: ${firstLine(err)})`);
-            try {
-              res = await session.run(toOrtFeeds(ort, batch.feeds));
-            } catch (err2) {
-              throw runFailure(batch.feeds, err2);
-            }
-          } else throw runFailure(batch.feeds, err);
-        } else throw runFailure(batch.feeds, err);
+        // the statistics nodes (not the model) may be what fails on the first batch, e.g. a channel count
+        // inferred wrongly, or counts too large for float32: that batch again with every activation copied out
+        if (!inGraph || done > 0) throw err instanceof CountTooLarge ? new ModelError(err.message) : runFailure(batch.feeds, err);
+        why = err instanceof CountTooLarge ? err.message : `its in-graph statistics failed to run: ${firstLine(err)}`;
       }
-      accumulate(res, batch.feeds);
+      if (why !== null) {
+        const copying = await open(false);
+        await session.release().catch(() => undefined);
+        ({ session, reduced } = copying);
+        inGraph = false;
+        for (const t of targets) {
+          t.stats = undefined;
+          t.fixedAxis = undefined;
+          t.shape = undefined;
+        }
+        notes.push(`activations copied out of onnxruntime for their statistics (${why})`);
+        try {
+          res = await session.run(toOrtFeeds(ort, batch.feeds));
+        } catch (err) {
+          throw runFailure(batch.feeds, err);
+        }
+        accumulate(res, batch.feeds);
+      }
       done += batch.count;
       opts.onProgress?.(done, inputs.samples);
     }
@@ -326,6 +333,9 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
   if (threshold === 1) report.notes.push(`dead = never positive on any of the ${done} probe samples; a unit dead on these inputs may fire on others`);
   return report;
 }
+
+/** a block with more values per channel than in-graph counts can hold */
+class CountTooLarge extends Error {}
 
 function runFailure(feeds: Record<string, FeedTensor>, err: unknown): ModelError {
   const shapes = Object.entries(feeds).map(([k, v]) => `${k}=[${v.dims.join('x')}]`).join(', ');
