@@ -141,13 +141,18 @@ describe('Keras fixtures: prune with constants folded, swap, refusals', () => {
     });
   }
 
-  it('refuses criteria other than dead, and explains what is not pruned (depthwise, residual Add, transpose)', async () => {
+  it('refuses criteria other than dead without a ratio, prunes through a depth multiplier, explains what is not pruned (residual Add, transpose)', async () => {
     const m = await loadModel(path.join(DIR, 'func_mixed.h5'));
     await assert.rejects(prune(m, { criterion: 'l1' }), /needs a ratio/);
     const r = await prune(m, { criterion: 'dead', samples: 4 });
     assert.deepEqual(r.removed, {});
     const reasons = Object.fromEntries(r.plan.skipped.map((s) => [s.layer, s.reason]));
-    assert.match(reasons.pw, /DepthwiseConv2D\) has depth multiplier 2/);
+    // pw -> BN -> ReLU6 -> DepthwiseConv2D (depth multiplier 2) -> BN -> ReLU -> proj: one group, nothing dead here
+    assert.equal(reasons.pw, undefined);
+    assert.deepEqual(r.plan.groups.find((g) => g.layers[0] === 'pw')?.layers, ['pw', 'dw', 'pw_bn', 'dw_bn']);
+    const l1 = await prune(m, { criterion: 'l1', ratio: 0.5, samples: 4 });
+    assert.equal(l1.removed.pw, 2);
+    assert.ok(Number.isFinite(l1.verify.max_abs_error), 'TF.js runs the pruned model (each pw channel took 2 depthwise outputs with it)');
     assert.match(reasons.proj, /Add\) couples channels/);
     assert.match(reasons.act_conv, /Conv2DTranspose\) in the path is not handled/);
   });

@@ -36,10 +36,10 @@ function bnWeights(w: (l: string, key: string, shape: number[], fill: (i: number
   }
 }
 
-const SHAPES: Record<string, (number | null)[]> = {
-  inp: [null, 8, 8, 3], c1: [null, 8, 8, 6], bn1: [null, 8, 8, 6], r1: [null, 8, 8, 6], pad: [null, 10, 10, 6], dw: [null, 8, 8, 6],
-  bn2: [null, 8, 8, 6], r2: [null, 8, 8, 6], c2: [null, 8, 8, 4], gap: [null, 4], out: [null, 2],
-};
+const shapes = (mult: number): Record<string, (number | null)[]> => ({
+  inp: [null, 8, 8, 3], c1: [null, 8, 8, 6], bn1: [null, 8, 8, 6], r1: [null, 8, 8, 6], pad: [null, 10, 10, 6], dw: [null, 8, 8, 6 * mult],
+  bn2: [null, 8, 8, 6 * mult], r2: [null, 8, 8, 6 * mult], c2: [null, 8, 8, 4], gap: [null, 4], out: [null, 2],
+});
 
 function dwModel(format: 'keras-h5' | 'keras', mult = 1): KerasModel {
   const D = 6 * mult;
@@ -69,48 +69,53 @@ function dwModel(format: 'keras-h5' | 'keras', mult = 1): KerasModel {
   w('c2', 'bias', [4], (i) => 0.1 * i);
   w('out', 'kernel', [4, 2], () => r());
   w('out', 'bias', [2], () => 0);
-  return kerasModel(format, tmp, { name: 'dwnet', layers, shapes: SHAPES, input: 'inp', output: 'out' }, list.weights);
+  return kerasModel(format, tmp, { name: 'dwnet', layers, shapes: shapes(mult), input: 'inp', output: 'out' }, list.weights);
 }
 
 describe('Keras dead pruning through a depthwise convolution', () => {
-  for (const [format, ext] of [['keras-h5', 'h5'], ['keras', 'keras']] as const)
-    it(`${ext}: removes the constant and dead channels from the producer, both BatchNorms and the depthwise kernel, folds the constant`, async () => {
-      const src = path.join(tmp, `dw.${ext}`);
-      await saveModel(dwModel(format), src);
-      const m = (await loadModel(src)) as KerasModel;
-      const probed = await probe(m, { kind: 'random', seed: 1 }, { samples: 16, layers: ['r2'] });
-      assert.deepEqual(probed.layers[0].dead, [3, 4]);
-      assert.deepEqual(probed.layers[0].constant, [1]);
-      const r = await prune(m, { criterion: 'dead', samples: 16, inputs: { kind: 'random', seed: 1 } });
-      assert.deepEqual(r.removed, { c1: 3 }, JSON.stringify(r.plan, null, 1));
-      assert.ok(r.verify.max_abs_error < 1e-5, `max abs ${r.verify.max_abs_error}`);
-      assert.equal(r.plan.consumers.find((c) => c.layer === 'c2')?.folded_constants, 1);
-      assert.deepEqual(r.plan.groups.find((g) => g.layers[0] === 'c1')?.layers, ['c1', 'dw', 'bn1', 'bn2']);
-      const p = r.model as KerasModel;
-      const shape = (l: string, key: string) => p.weightsOf([l]).find((x) => x.key === key)!.shape;
-      assert.deepEqual(shape('c1', 'kernel'), [3, 3, 3, 3]);
-      assert.deepEqual(shape('dw', 'depthwise_kernel'), [3, 3, 3, 1]);
-      assert.deepEqual(shape('dw', 'bias'), [3]);
-      assert.deepEqual(shape('bn1', 'gamma'), [3]);
-      assert.deepEqual(shape('bn2', 'moving_variance'), [3]);
-      assert.deepEqual(shape('c2', 'kernel'), [1, 1, 3, 4]);
-      // the depthwise taps kept are those of channels 0, 2, 5, in order
-      const before = weightToFloat32(m.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
-      const afterK = weightToFloat32(p.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
-      assert.deepEqual([...afterK], Array.from({ length: 9 }, (_, t) => [0, 2, 5].map((c) => before[t * 6 + c])).flat());
-      assert.ok(r.params_after < r.params_before && r.macs_after! < r.macs_before!);
-      const out = path.join(tmp, `dw-pruned.${ext}`);
-      await saveModel(p, out);
-      const back = (await loadModel(out)) as KerasModel;
-      const q = await probe(back, { kind: 'random', seed: 2 }, { samples: 2, layers: ['r1', 'r2'] });
-      assert.deepEqual(q.layers.map((l) => l.channels), [3, 3]);
-    });
+  for (const mult of [1, 2])
+    for (const [format, ext] of [['keras-h5', 'h5'], ['keras', 'keras']] as const)
+      it(`${ext}, depth multiplier ${mult}: removes the constant and dead channels from the producer, both BatchNorms and the depthwise kernel, folds the constant`, async () => {
+        const src = path.join(tmp, `dw${mult}.${ext}`);
+        await saveModel(dwModel(format, mult), src);
+        const m = (await loadModel(src)) as KerasModel;
+        // producer channel c is depthwise outputs c * mult ... c * mult + mult - 1
+        const copies = (cs: number[]) => cs.flatMap((c) => Array.from({ length: mult }, (_, j) => c * mult + j));
+        const probed = await probe(m, { kind: 'random', seed: 1 }, { samples: 16, layers: ['r2'] });
+        assert.deepEqual(probed.layers[0].dead, copies([3, 4]));
+        assert.deepEqual(probed.layers[0].constant, copies([1]));
+        const r = await prune(m, { criterion: 'dead', samples: 16, inputs: { kind: 'random', seed: 1 } });
+        assert.deepEqual(r.removed, { c1: 3 }, JSON.stringify(r.plan, null, 1));
+        assert.ok(r.verify.max_abs_error < 1e-5, `max abs ${r.verify.max_abs_error}`);
+        assert.deepEqual(r.plan.consumers.find((c) => c.layer === 'c2'), { layer: 'c2', removed_inputs: 3 * mult, folded_constants: mult });
+        assert.deepEqual(r.plan.groups.find((g) => g.layers[0] === 'c1')?.layers, ['c1', 'dw', 'bn1', 'bn2']);
+        const p = r.model as KerasModel;
+        const shape = (l: string, key: string) => p.weightsOf([l]).find((x) => x.key === key)!.shape;
+        assert.deepEqual(shape('c1', 'kernel'), [3, 3, 3, 3]);
+        assert.deepEqual(shape('dw', 'depthwise_kernel'), [3, 3, 3, mult]);
+        assert.deepEqual(shape('dw', 'bias'), [3 * mult]);
+        assert.deepEqual(shape('bn1', 'gamma'), [3]);
+        assert.deepEqual(shape('bn2', 'moving_variance'), [3 * mult]);
+        assert.deepEqual(shape('c2', 'kernel'), [1, 1, 3 * mult, 4]);
+        // the depthwise taps kept are those of channels 0, 2, 5, in order
+        const before = weightToFloat32(m.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
+        const afterK = weightToFloat32(p.weightsOf(['dw']).find((x) => x.key === 'depthwise_kernel')!);
+        assert.deepEqual([...afterK], Array.from({ length: 9 }, (_, t) => [0, 2, 5].flatMap((c) => Array.from({ length: mult }, (__, j) => before[(t * 6 + c) * mult + j]))).flat());
+        assert.ok(r.params_after < r.params_before && r.macs_after! < r.macs_before!);
+        const out = path.join(tmp, `dw${mult}-pruned.${ext}`);
+        await saveModel(p, out);
+        const back = (await loadModel(out)) as KerasModel;
+        const q = await probe(back, { kind: 'random', seed: 2 }, { samples: 2, layers: ['r1', 'r2'] });
+        assert.deepEqual(q.layers.map((l) => l.channels), [3, 3 * mult]);
+      });
 
-  it('a depthwise convolution with a depth multiplier > 1 stops the chain, with the reason', async () => {
+  it('l1 / bn-gamma by ratio through a depth multiplier: a producer channel scores its BatchNorm copies together', async () => {
     const m = dwModel('keras-h5', 2);
-    const r = await prune(m, { criterion: 'l1', ratio: 0.5, samples: 2 });
-    assert.ok(!r.removed.c1);
-    assert.match(r.plan.skipped.find((s) => s.layer === 'c1')!.reason, /depth multiplier 2/);
+    const g = await prune(m, { criterion: 'bn-gamma', ratio: 0.34, samples: 2 });
+    // bn1 (before the depthwise) scores first: gammas 1 + 0.1 c, the two smallest go
+    assert.deepEqual(g.removed, { c1: 2 });
+    assert.deepEqual(g.plan.groups.find((x) => x.layers[0] === 'c1')?.removed, [0, 1]);
+    assert.ok(Number.isFinite(g.verify.max_abs_error));
   });
 });
 

@@ -5,8 +5,9 @@
  *   Dense | Conv2D | SeparableConv2D -> [BatchNormalization | DepthwiseConv2D | activation | Dropout | pooling]*
  *     -> [Flatten] -> [Dropout | activation]* -> Dense | Conv2D | SeparableConv2D
  * The producer loses kernel columns (last axis) and bias entries, a BatchNorm in the chain its gamma / beta /
- * moving statistics, a depthwise convolution (depth multiplier 1, MobileNet's inverted residuals) its kernel
- * slice [.., .., c, 0] and bias c (the channel is observed after it, so a constant there is still exact), the
+ * moving statistics, a depthwise convolution (MobileNet's inverted residuals; depth multiplier m: channel c
+ * becomes its outputs c * m ... c * m + m - 1) its kernel slice [.., .., c, :] and those biases (the channels
+ * are observed after it, so constants there are still exact), the
  * consumer its kernel input rows (Dense axis 0; Conv2D axis 2; after Flatten, channel c is rows c, c + C,
  * c + 2C ... in NHWC order; SeparableConv2D: its depthwise slice c and pointwise rows c * m + j; a
  * SeparableConv2D producer loses pointwise columns), and a removed unit that is a non-zero constant v adds v x its
@@ -57,13 +58,29 @@ interface Chain {
   path: KLayer[];
   /** BatchNormalizations in the path (before any Flatten) */
   bns: KLayer[];
-  /** depthwise convolutions (depth multiplier 1) in the path: one kernel slice and bias entry per channel */
+  /** depthwise convolutions in the path: producer channel c owns their kernel slice [.., .., c, :] and outputs */
   dws: KLayer[];
   flatten: boolean;
   consumer: KLayer;
   /** the layer whose output the consumer reads channel by channel (before Flatten) */
   observe: string;
+  /** the producer's channels */
   channels: number;
+  /**
+   * channels per producer channel where the consumer reads (the product of the depth multipliers in the path):
+   * producer channel c is channels c * mult ... c * mult + mult - 1 there
+   */
+  mult: number;
+  /** the same for each path layer's output */
+  multOf: Map<KLayer, number>;
+}
+
+/** keep[c] repeated k times: the mask of the k channels each producer channel became */
+function expand(keep: Uint8Array, k: number): Uint8Array {
+  if (k === 1) return keep;
+  const out = new Uint8Array(keep.length * k);
+  for (let i = 0; i < out.length; i++) out[i] = keep[Math.floor(i / k)];
+  return out;
 }
 
 function channelsOf(l: KLayer): number | undefined {
@@ -85,6 +102,8 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
   const path: KLayer[] = [];
   const bns: KLayer[] = [];
   const dws: KLayer[] = [];
+  const multOf = new Map<KLayer, number>();
+  let mult = 1;
   let flatten = false;
   let cur = p;
   let observe = p.name;
@@ -103,10 +122,12 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
     const cls = next.className;
     if (COUPLING.has(cls)) return `'${next.name}' (${cls}) couples channels: residual / concat coupling is not handled`;
     if (cls === 'DepthwiseConv2D' && !flatten) {
-      // channel c in, channel c out (depth multiplier 1): its kernel slice [.., .., c, 0] and bias c go with c
-      if ((num(next.config.depth_multiplier) ?? 1) !== 1) return `'${next.name}' (DepthwiseConv2D) has depth multiplier ${String(next.config.depth_multiplier)}: channels tied through it are not handled`;
-      if (str(next.config.data_format) === 'channels_first') return `'${next.name}' is a channels_first convolution`;
+      // input channel i becomes outputs i * m ... i * m + m - 1 (kernel slice [.., .., i, :], those bias entries)
+      const m = num(next.config.depth_multiplier) ?? 1;
+      if (!Number.isInteger(m) || m < 1) return `'${next.name}' (DepthwiseConv2D) has depth multiplier ${String(next.config.depth_multiplier)}`;
+      mult *= m;
       dws.push(next);
+      multOf.set(next, mult);
       path.push(next);
       cur = next;
       observe = next.name;
@@ -115,11 +136,12 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
     if (cls !== 'SeparableConv2D' && (cls.startsWith('DepthwiseConv') || cls.startsWith('SeparableConv'))) return `'${next.name}' (${cls}) is depthwise: channels tied through the depth multiplier are not handled`;
     if (cls === 'Dense' || ((cls === 'Conv2D' || cls === 'SeparableConv2D') && !flatten)) {
       if (cls === 'Conv2D' && ((num(next.config.groups) ?? 1) !== 1 || str(next.config.data_format) === 'channels_first')) return `'${next.name}' is a grouped or channels_first convolution`;
-      return { producer: p, path, bns, dws, flatten, consumer: next, observe, channels: C };
+      return { producer: p, path, bns, dws, flatten, consumer: next, observe, channels: C, mult, multOf };
     }
     if (cls === 'Flatten' && !flatten) {
       flatten = true;
       path.push(next);
+      multOf.set(next, mult);
       cur = next;
       continue;
     }
@@ -133,6 +155,7 @@ function findChain(p: KLayer, consumers: ReturnType<typeof consumersOf>, outputs
       if (cls === 'Activation' && /softmax/.test(str(next.config.activation) ?? '')) return `'${next.name}' is a softmax over the channels`;
     } else return `'${next.name}' (${cls}) in the path is not handled`;
     path.push(next);
+    multOf.set(next, mult);
     cur = next;
     if (!flatten) observe = next.name;
   }
@@ -656,9 +679,11 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
   const infos: Info[] = [];
   for (const ch of chains) {
     const C = ch.channels;
+    const M = ch.mult;
+    const W = C * M;
     const s = stats.get(ch.observe) ?? null;
-    if (s && (s.channels !== C || s.count === 0)) {
-      skipped.push({ layer: ch.producer.name, reason: `probed ${s.channels} channels at '${ch.observe}', expected ${C}` });
+    if (s && (s.channels !== W || s.count === 0)) {
+      skipped.push({ layer: ch.producer.name, reason: `probed ${s.channels} channels at '${ch.observe}', expected ${W}` });
       continue;
     }
     if (!s && (criterion === 'dead' || criterion === 'apoz')) {
@@ -666,7 +691,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       continue;
     }
     const cons = ch.consumer;
-    const consumer = consumerKernel(cons, C, weightsOf(cons));
+    const consumer = consumerKernel(cons, W, weightsOf(cons));
     if (typeof consumer === 'string') {
       skipped.push({ layer: ch.producer.name, reason: consumer });
       continue;
@@ -676,11 +701,16 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     const score = new Float64Array(C);
     const group: PruneGroup = { layers: [ch.producer.name, ...ch.dws.map((d) => d.name), ...ch.bns.map((b) => b.name)], channels: C, prunable: C, removed: [] };
     if (criterion === 'dead') {
+      // producer channel c goes when every channel it became is constant (and, non-zero, foldable)
       let nonZero = 0;
       for (let c = 0; c < C; c++) {
-        const constant = s!.min[c] === s!.max[c] && Number.isFinite(s!.min[c]);
-        if (constant && s!.min[c] !== 0 && !canFold) nonZero++;
-        eligible[c] = constant && (s!.min[c] === 0 || canFold) ? 1 : 0;
+        let ok = 1;
+        for (let w = c * M; w < (c + 1) * M; w++) {
+          const constant = s!.min[w] === s!.max[w] && Number.isFinite(s!.min[w]);
+          if (constant && s!.min[w] !== 0 && !canFold) nonZero++;
+          if (!(constant && (s!.min[w] === 0 || canFold))) ok = 0;
+        }
+        eligible[c] = ok;
       }
       if (nonZero) group.reason = `${nonZero} constant non-zero unit(s) kept: '${cons.name}' ${consumer.hasBias ? 'pads its input with zeros' : 'has no bias'} to fold them into`;
     } else if (criterion === 'l1' || criterion === 'l2') {
@@ -689,19 +719,23 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       for (let i = 0; i < k.length; i++) score[i % C] += criterion === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
       if (criterion === 'l2') for (let c = 0; c < C; c++) score[c] = Math.sqrt(score[c]);
     } else if (criterion === 'bn-gamma') {
-      const gamma = ch.bns.map((b) => weightsOf(b).find((w) => w.key === 'gamma')).find((w) => !!w);
-      if (!gamma) {
+      const bn = ch.bns.find((b) => weightsOf(b).some((w) => w.key === 'gamma'));
+      if (!bn) {
         group.prunable = 0;
         group.reason = 'no BatchNorm scales these channels';
         eligible.fill(0);
-      } else weightToFloat32(gamma).forEach((g, c) => (score[c] = Math.abs(g)));
+      } else {
+        // after a depth multiplier, the sum over the channels each producer channel became
+        const k = ch.multOf.get(bn) ?? 1;
+        weightToFloat32(weightsOf(bn).find((w) => w.key === 'gamma')!).forEach((g, i) => (score[Math.floor(i / k)] += Math.abs(g)));
+      }
     } else if (criterion === 'apoz') {
       const upTo = [ch.producer, ...ch.path];
       const activated = upTo.slice(0, upTo.findIndex((l) => l.name === ch.observe) + 1).some((l) => layerActivation(l) !== null);
       if (!activated) {
         group.reason = 'no probed activation carries these channels';
         eligible.fill(0);
-      } else for (let c = 0; c < C; c++) score[c] = -s!.apoz[c];
+      } else for (let c = 0; c < C; c++) score[c] = -Math.min(...s!.apoz.slice(c * M, (c + 1) * M));
     } else throw new ModelError(`unknown pruning criterion '${String(criterion)}'`);
     group.prunable = eligible.reduce((a, b) => a + b, 0);
     infos.push({ ch, s, consumer, canFold, eligible, score, remove: new Uint8Array(C), group });
@@ -757,42 +791,53 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       continue;
     }
     // the value each removed unit is replaced by: its constant (exact) or, compensating, its probed mean
-    const value = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      if (!remove[c] || !s) continue;
-      const constant = s.min[c] === s.max[c];
-      const v = constant ? s.min[c] : compensate ? s.mean[c] : 0;
+    // channels where the consumer reads: producer channel c became w = c * M ... c * M + M - 1
+    const M = ch.mult;
+    const W = C * M;
+    const value = new Float64Array(W);
+    for (let w = 0; w < W; w++) {
+      if (!remove[Math.floor(w / M)] || !s) continue;
+      const constant = s.min[w] === s.max[w];
+      const v = constant ? s.min[w] : compensate ? s.mean[w] : 0;
       if (v !== 0 && !f.canFold) {
         approximate++;
         continue;
       }
-      value[c] = v;
+      value[w] = v;
     }
     const keep = new Uint8Array(C);
     for (let c = 0; c < C; c++) keep[c] = remove[c] ? 0 : 1;
-    // producer: kernel last axis, bias; BatchNorms: every per-channel vector
+    // producer: kernel last axis, bias; BatchNorms: every per-channel vector; depthwise: kernel slices, biases
     for (const w of weightsOf(ch.producer)) {
       if (OUT_KERNEL.has(w.key)) edit(w).keeps[w.shape.length - 1] = keep;
       else if (w.key === 'bias') edit(w).keeps[0] = keep;
     }
-    for (const bn of ch.bns) for (const w of weightsOf(bn)) if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
-    for (const dw of ch.dws)
+    for (const bn of ch.bns) {
+      const k = ch.multOf.get(bn) ?? 1;
+      for (const w of weightsOf(bn)) if (w.shape.length === 1 && w.shape[0] === C * k) edit(w).keeps[0] = expand(keep, k);
+    }
+    for (const dw of ch.dws) {
+      const out = ch.multOf.get(dw) ?? 1;
+      const inM = out / (num(dw.config.depth_multiplier) ?? 1);
       for (const w of weightsOf(dw)) {
-        if (w.shape.length === 4 && w.shape[2] === C) edit(w).keeps[2] = keep;
-        else if (w.shape.length === 1 && w.shape[0] === C) edit(w).keeps[0] = keep;
+        if (w.shape.length === 4 && w.shape[2] === C * inM) edit(w).keeps[2] = expand(keep, inM);
+        else if (w.shape.length === 1 && w.shape[0] === C * out) edit(w).keeps[0] = expand(keep, out);
       }
+    }
     // consumer: input rows, constants folded into the bias
-    const folded = consumer.apply(keep, value, edit);
-    consumerRows.push({ layer: cons.name, removed_inputs: count * consumer.perChannel, folded_constants: folded });
-    // config
+    const folded = consumer.apply(expand(keep, M), value, edit);
+    consumerRows.push({ layer: cons.name, removed_inputs: count * M * consumer.perChannel, folded_constants: folded });
+    // config; Keras 3 recorded shapes: each layer reads C x (the multiplier before it) channels
     const newC = C - count;
     ch.producer.config[ch.producer.className === 'Dense' ? 'units' : 'filters'] = newC;
     const S = consumer.perChannel;
     let afterFlatten = false;
+    let before = 1;
     for (const l of [...ch.path, cons]) {
-      if (afterFlatten) fixRecordedShapes(l.entry, S * C, S * newC, true);
-      else fixRecordedShapes(l.entry, C, newC, true);
+      if (afterFlatten) fixRecordedShapes(l.entry, S * W, S * newC * M, true);
+      else fixRecordedShapes(l.entry, C * before, newC * before, true);
       if (l.className === 'Flatten') afterFlatten = true;
+      before = ch.multOf.get(l) ?? before;
     }
     removed[ch.producer.name] = count;
   }
