@@ -22,7 +22,8 @@ import { encodeModel } from '../formats/onnx/codec';
 import { buildGraphView } from '../formats/onnx/graph';
 import { isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
-import type { DepthProfileRow, OutputError, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
+import type { DepthProfileRow, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
+import { OutputComparison, verifyReport } from '../engines/output-errors';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
 import { defaultOpset, MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
@@ -366,7 +367,7 @@ export async function compareOnInputs(a: OnnxModel, b: OnnxModel, source: InputS
   try {
     const missing = sa.outputNames.filter((n) => !sb.outputNames.includes(n));
     if (missing.length) throw new ModelError(`the rewritten model lacks output(s) ${missing.join(', ')}`);
-    const errs = new Map(sa.outputNames.map((n) => [n, { abs: 0, ref: 0 }]));
+    const errs = new Map(sa.outputNames.map((n) => [n, new OutputComparison(n)]));
     let samples = 0;
     for (const batch of inputs.batches()) {
       if (opts.signal?.aborted) throw new ModelError('verification cancelled');
@@ -380,33 +381,10 @@ export async function compareOnInputs(a: OnnxModel, b: OnnxModel, source: InputS
         throw new ModelError(`onnxruntime failed to run the models on the probe inputs: ${firstLine(err)}`);
       }
       samples += batch.count;
-      for (const name of sa.outputNames) {
-        const x = tensorNumbers(ra[name].type, ra[name].data);
-        const y = tensorNumbers(rb[name].type, rb[name].data);
-        const e = errs.get(name)!;
-        if (x.length !== y.length) {
-          e.abs = Infinity;
-          continue;
-        }
-        for (let i = 0; i < x.length; i++) {
-          const d = Math.abs(x[i] - y[i]);
-          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) ? (Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Infinity) : d;
-          const r = Math.abs(x[i]);
-          if (r > e.ref) e.ref = r;
-        }
-      }
+      for (const name of sa.outputNames) errs.get(name)!.add(tensorNumbers(ra[name].type, ra[name].data), tensorNumbers(rb[name].type, rb[name].data));
     }
-    const outputs: OutputError[] = [...errs].map(([name, e]) => ({ name, max_abs_error: e.abs, max_rel_error: e.abs === 0 ? 0 : e.ref > 0 ? e.abs / e.ref : Infinity, max_reference: e.ref }));
     const seed = 'kind' in source && source.kind === 'random' ? (source.seed ?? 1) : 0;
-    return {
-      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
-      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
-      samples,
-      seed,
-      engine: ENGINE_NAME,
-      outputs,
-      input_shapes: inputs.inputShapes,
-    };
+    return verifyReport([...errs.values()], { samples, seed, engine: ENGINE_NAME, input_shapes: inputs.inputShapes });
   } finally {
     await Promise.allSettled([sa.release(), sb.release()]);
   }

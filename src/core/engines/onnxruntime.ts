@@ -6,7 +6,8 @@ import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError } from '../errors';
 import { Rng } from '../util/random';
 import { float16ToFloat32, float32ToFloat16 } from '../formats/onnx/tensor';
-import type { OutputError, ValueSummary, VerifyOptions, VerifyReport } from '../types';
+import type { ValueSummary, VerifyOptions, VerifyReport } from '../types';
+import { OutputComparison, verifyReport } from './output-errors';
 
 type Ort = typeof OrtTypes;
 let ortModule: Ort | undefined;
@@ -132,7 +133,7 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
     const inputShapes: Record<string, number[]> = {};
     const feedsInputs = a.inputs.filter((i) => sa.inputNames.includes(i.name));
     for (const i of feedsInputs) inputShapes[i.name] = concreteShape(i, opts.dims);
-    const errs = new Map<string, { abs: number; ref: number }>(sa.outputNames.map((n) => [n, { abs: 0, ref: 0 }]));
+    const errs = new Map(sa.outputNames.map((n) => [n, new OutputComparison(n)]));
     const rng = new Rng(seed);
     for (let s = 0; s < samples; s++) {
       abort();
@@ -155,31 +156,16 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
         const y = asNumbers(rb[name]);
         const e = errs.get(name)!;
         if (x.length !== y.length) {
-          e.abs = Infinity;
+          e.add(x, y);
           continue;
         }
         for (let start = 0; start < x.length; start += CHUNK) {
-          const end = Math.min(x.length, start + CHUNK);
-          for (let i = start; i < end; i++) {
-            const d = Math.abs(x[i] - y[i]);
-            if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) && Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Number.isNaN(d) ? Infinity : d;
-            const r = Math.abs(x[i]);
-            if (r > e.ref) e.ref = r;
-          }
+          e.add(x, y, start, Math.min(x.length, start + CHUNK));
           await breathe();
         }
       }
     }
-    const outputs: OutputError[] = [...errs].map(([name, e]) => ({ name, max_abs_error: e.abs, max_rel_error: relative(e.abs, e.ref), max_reference: e.ref }));
-    return {
-      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
-      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
-      samples,
-      seed,
-      engine: ENGINE_NAME,
-      outputs,
-      input_shapes: inputShapes,
-    };
+    return verifyReport([...errs.values()], { samples, seed, engine: ENGINE_NAME, input_shapes: inputShapes });
   } finally {
     await Promise.allSettled([sa.release(), sb.release()]);
   }
@@ -200,8 +186,3 @@ export const DEFAULT_ATOL = 1e-6;
 const CHUNK = 1 << 20;
 const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** error relative to the largest magnitude of the reference output (stable for outputs near zero) */
-function relative(abs: number, ref: number): number {
-  if (abs === 0) return 0;
-  return ref > 0 ? abs / ref : Infinity;
-}

@@ -9,7 +9,8 @@ import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as TfLayers from '@tensorflow/tfjs-layers';
 import type * as TfConverter from '@tensorflow/tfjs-converter';
 import { ModelError } from '../errors';
-import type { OutputError, ValueSummary, VerifyOptions, VerifyReport } from '../types';
+import type { ValueSummary, VerifyOptions, VerifyReport } from '../types';
+import { OutputComparison, verifyReport } from './output-errors';
 import { Rng } from '../util/random';
 import { concreteShape, firstLine } from './onnxruntime';
 
@@ -192,7 +193,7 @@ export async function verifyTfjs(a: TfjsRunnable, b: TfjsRunnable, opts: TfjsVer
     if (mb.outputNames.length !== ma.outputNames.length) throw new ModelError(`the rewritten model has ${mb.outputNames.length} output(s), the original ${ma.outputNames.length}`);
     const inputShapes: Record<string, number[]> = {};
     for (const i of a.inputs) inputShapes[i.name] = concreteShape(i, opts.dims);
-    const errs = ma.outputNames.map(() => ({ abs: 0, ref: 0 }));
+    const errs = ma.outputNames.map((n) => new OutputComparison(n));
     const rng = new Rng(seed);
     for (let s = 0; s < samples; s++) {
       abort();
@@ -208,31 +209,9 @@ export async function verifyTfjs(a: TfjsRunnable, b: TfjsRunnable, opts: TfjsVer
       } finally {
         feeds.forEach((t) => t.dispose());
       }
-      ra.forEach((x, k) => {
-        const y = rb[k];
-        const e = errs[k];
-        if (!y || x.length !== y.length) {
-          e.abs = Infinity;
-          return;
-        }
-        for (let i = 0; i < x.length; i++) {
-          const d = Math.abs(x[i] - y[i]);
-          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) ? (Number.isNaN(x[i]) && Number.isNaN(y[i]) ? e.abs : Infinity) : d;
-          const r = Math.abs(x[i]);
-          if (r > e.ref) e.ref = r;
-        }
-      });
+      ra.forEach((x, k) => errs[k].add(x, rb[k]));
     }
-    const outputs: OutputError[] = ma.outputNames.map((name, k) => ({ name, max_abs_error: errs[k].abs, max_rel_error: errs[k].abs === 0 ? 0 : errs[k].ref > 0 ? errs[k].abs / errs[k].ref : Infinity, max_reference: errs[k].ref }));
-    return {
-      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
-      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
-      samples,
-      seed,
-      engine,
-      outputs,
-      input_shapes: inputShapes,
-    };
+    return verifyReport(errs, { samples, seed, engine, input_shapes: inputShapes });
   } finally {
     ma.dispose();
     mb?.dispose();

@@ -15,7 +15,8 @@ import { releaseScratchKernels } from '../../analysis/wasm-kernels';
 import { loadTfjs, tfLayers, type Tf } from '../../engines/tfjs';
 import { firstLine } from '../../engines/onnxruntime';
 import { ModelError } from '../../errors';
-import type { OutputError, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../../types';
+import type { ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../../types';
+import { OutputComparison, verifyReport } from '../../engines/output-errors';
 import type { ProbeOptions } from '../../analysis/probe';
 import { buildKerasView } from './graph';
 import { str } from './json';
@@ -202,39 +203,17 @@ export async function compareKerasOnInputs(a: KerasModel, b: KerasModel, source:
     mb = await loadKerasLayersModel(tf, b, summaries, 'rewritten');
     if (mb.outputs.length !== ma.outputs.length) throw new ModelError(`the rewritten model has ${mb.outputs.length} output(s), the original ${ma.outputs.length}`);
     const names = ma.outputNames?.length ? ma.outputNames : ma.outputs.map((o) => o.name.split('/')[0]);
-    const errs = names.map(() => ({ abs: 0, ref: 0 }));
+    const errs = names.map((n) => new OutputComparison(n));
     let samples = 0;
     for (const batch of inputs.batches()) {
       if (opts.signal?.aborted) throw new ModelError('verification cancelled');
       const ra = await runBatch(tf, ma, batch.feeds);
       const rb = await runBatch(tf, mb, batch.feeds);
       samples += batch.count;
-      ra.forEach((x, k) => {
-        const y = rb[k];
-        const e = errs[k];
-        if (!y || x.data.length !== y.data.length) {
-          e.abs = Infinity;
-          return;
-        }
-        for (let i = 0; i < x.data.length; i++) {
-          const d = Math.abs(x.data[i] - y.data[i]);
-          if (d > e.abs || Number.isNaN(d)) e.abs = Number.isNaN(d) ? (Number.isNaN(x.data[i]) && Number.isNaN(y.data[i]) ? e.abs : Infinity) : d;
-          const r = Math.abs(x.data[i]);
-          if (r > e.ref) e.ref = r;
-        }
-      });
+      ra.forEach((x, k) => errs[k].add(x.data, rb[k]?.data));
     }
-    const outputs: OutputError[] = names.map((name, k) => ({ name, max_abs_error: errs[k].abs, max_rel_error: errs[k].abs === 0 ? 0 : errs[k].ref > 0 ? errs[k].abs / errs[k].ref : Infinity, max_reference: errs[k].ref }));
     const seed = 'kind' in source && source.kind === 'random' ? (source.seed ?? 1) : 0;
-    return {
-      max_abs_error: Math.max(0, ...outputs.map((o) => o.max_abs_error)),
-      max_rel_error: Math.max(0, ...outputs.map((o) => o.max_rel_error)),
-      samples,
-      seed,
-      engine,
-      outputs,
-      input_shapes: inputs.inputShapes,
-    };
+    return verifyReport(errs, { samples, seed, engine, input_shapes: inputs.inputShapes });
   } finally {
     ma.dispose();
     mb?.dispose();
