@@ -5,7 +5,7 @@ import { fixDescription } from '../src/protocol/fixes';
 import { formatBytes, formatDelta, formatError, formatInt } from '../src/protocol/format';
 import type { FixPreview, FixSettings, FixVerification } from '../src/protocol/messages';
 import { clear, h, setDisabled } from './dom';
-import { renderVerify } from './fold';
+import { renderVerification } from './fold';
 import { PreviewPanel, type PreviewPanelEvents } from './preview';
 
 export interface FixPanelEvents extends PreviewPanelEvents {
@@ -130,43 +130,18 @@ export class FixPanel extends PreviewPanel {
     this.preview.withinTolerance = v.withinTolerance;
     const p = this.preview;
     clear(this.verifyEl);
-    const s = v.verification;
-    switch (s.state) {
-      case 'running':
-        this.verifyEl.append(
-          h('vscode-progress-ring', { attrs: { 'aria-label': 'Verifying' } }),
-          h('span', null, ' Running the model before and after the rewrite…'),
-        );
-        break;
-      case 'done':
-        this.verifyEl.append(renderVerify(s.report));
-        if (p.preservesOutputs) {
-          this.verifyEl.append(
-            v.withinTolerance
-              ? h('p', { class: 'ok-text' }, `Within tolerance (1e-6 + ${p.rtol} × |output|): the rewrite keeps the outputs.`)
-              : h('p', { class: 'error-text' }, `Beyond the tolerance (1e-6 + ${p.rtol} × |output|): this rewrite is not applied.`),
+    const done = (r: { max_abs_error: number; max_rel_error: number }) =>
+      p.preservesOutputs
+        ? v.withinTolerance
+          ? h('p', { class: 'ok-text' }, `Within tolerance (1e-6 + ${p.rtol} × |output|): the rewrite keeps the outputs.`)
+          : h('p', { class: 'error-text' }, `Beyond the tolerance (1e-6 + ${p.rtol} × |output|): this rewrite is not applied.`)
+        : h(
+            'p',
+            { class: 'warn-text' },
+            `The outputs move by up to ${formatError(r.max_abs_error)} (relative ${formatError(r.max_rel_error)}) on the probe inputs: ` +
+              'this fix changes the function on purpose; the model needs fine-tuning before use.',
           );
-        } else {
-          this.verifyEl.append(
-            h(
-              'p',
-              { class: 'warn-text' },
-              `The outputs move by up to ${formatError(s.report.max_abs_error)} (relative ${formatError(s.report.max_rel_error)}) on the probe inputs: ` +
-                'this fix changes the function on purpose; the model needs fine-tuning before use.',
-            ),
-          );
-        }
-        break;
-      case 'failed':
-        this.verifyEl.append(h('p', { class: 'error-text' }, s.message));
-        break;
-      case 'cancelled':
-        this.verifyEl.append(h('p', { class: 'muted' }, 'Verification was cancelled; run the fix again to verify.'));
-        break;
-      case 'skipped':
-        this.verifyEl.append(h('p', { class: p.unverifiable ? 'warn-text' : 'muted' }, s.message));
-        break;
-    }
+    this.verifyEl.append(...renderVerification(v.verification, { rerun: 'the fix', skippedClass: p.unverifiable ? 'warn-text' : 'muted', done }));
     this.updateButtons();
   }
 

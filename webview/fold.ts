@@ -73,26 +73,7 @@ export class FoldPanel extends PreviewPanel {
   setVerification(v: VerificationState): void {
     this.preview.verification = v;
     clear(this.verifyEl);
-    switch (v.state) {
-      case 'running':
-        this.verifyEl.append(
-          h('vscode-progress-ring', { attrs: { 'aria-label': 'Verifying' } }),
-          h('span', null, ' Running the model before and after the rewrite…'),
-        );
-        break;
-      case 'done':
-        this.verifyEl.append(renderVerify(v.report));
-        break;
-      case 'failed':
-        this.verifyEl.append(h('p', { class: 'error-text' }, v.message));
-        break;
-      case 'cancelled':
-        this.verifyEl.append(h('p', { class: 'muted' }, 'Verification was cancelled; run Fold BatchNorm again to verify.'));
-        break;
-      case 'skipped':
-        this.verifyEl.append(h('p', { class: 'muted' }, v.message));
-        break;
-    }
+    this.verifyEl.append(...renderVerification(v, { rerun: 'Fold BatchNorm' }));
     this.updateButtons();
   }
 
@@ -113,6 +94,25 @@ export class FoldPanel extends PreviewPanel {
 
 function deltaRow(label: string, value: string): HTMLTableRowElement {
   return h('tr', null, h('th', { attrs: { scope: 'row' } }, label), h('td', null, value));
+}
+
+/**
+ * A preview's verification line in each state: progress while both models run, the report when done (plus
+ * what `done` adds), the reason otherwise.
+ */
+export function renderVerification(v: VerificationState, o: { rerun: string; skippedClass?: string; done?: (r: VerifyReport) => HTMLElement }): HTMLElement[] {
+  switch (v.state) {
+    case 'running':
+      return [h('vscode-progress-ring', { attrs: { 'aria-label': 'Verifying' } }), h('span', null, ' Running the model before and after the rewrite…')];
+    case 'done':
+      return o.done ? [renderVerify(v.report), o.done(v.report)] : [renderVerify(v.report)];
+    case 'failed':
+      return [h('p', { class: 'error-text' }, v.message)];
+    case 'cancelled':
+      return [h('p', { class: 'muted' }, `Verification was cancelled; run ${o.rerun} again to verify.`)];
+    case 'skipped':
+      return [h('p', { class: o.skippedClass ?? 'muted' }, v.message)];
+  }
 }
 
 export function renderVerify(r: VerifyReport): HTMLElement {
