@@ -2,14 +2,14 @@
  * Weight statistics on two cores: a worker thread and the calling thread take tensors from one queue. Tensors
  * of a model read into a shared WebAssembly memory go to the SIMD kernels (wasm-kernels.ts) on both threads,
  * in place; other shared tensors to weightStats; with nothing shared, the worker gets about half of the bytes as
- * transferred copies. The worker runs weightStats and the kernels' glue from their own source text (and the
+ * transferred copies. The worker runs weightStatsIn and the kernels' glue from their own source text (and the
  * compiled module, posted to it), so there is no separate worker bundle to ship or to find.
  */
 import { Worker } from 'node:worker_threads';
 import * as os from 'node:os';
 import type { SharedFloat32 } from '../graph/graph';
 import type { WeightStats } from '../types';
-import { weightStats } from './stats';
+import { statsLayout, weightStats, weightStatsIn, type StatsLayout } from './stats';
 import { kernelMemoryOf, kernelsModule, kernelWeightStats, SCRATCH_BYTES, wasmWeightStats, type WasmMemory } from './wasm-kernels';
 
 export interface StatsJob {
@@ -29,23 +29,18 @@ interface QueuedJob {
   shared: SharedFloat32;
   /** index into the message's kernel memories when the data sits in one (-1: JavaScript) */
   memory: number;
-  shape: number[];
-  channelAxis: number | null;
-  groups: number;
+  layout: StatsLayout;
 }
 
 interface WorkerJob {
-  /** either owned data (transferred) or a place in shared memory */
-  data: Float32Array | null;
-  shared: SharedFloat32 | null;
-  shape: number[];
-  channelAxis: number | null;
-  groups: number;
+  /** owned data (transferred) */
+  data: Float32Array;
+  layout: StatsLayout;
 }
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const weightStats = ${weightStats.toString()};
+const weightStatsIn = ${weightStatsIn.toString()};
 const wasmWeightStats = ${wasmWeightStats.toString()};
 let scratch = new ArrayBuffer(0);
 function view(s) {
@@ -67,14 +62,16 @@ parentPort.on('message', (m) => {
     if (k >= m.queue.length) break;
     const j = m.queue[k];
     const w = j.memory >= 0 ? kernels[j.memory] : null;
-    const fast = w ? wasmWeightStats(w.k, w.buffer, j.shared.byteOffset, j.shared.length, j.shape, j.channelAxis, j.groups, m.scratch) : null;
-    out.push([k, fast ?? weightStats(view(j.shared), j.shape, j.channelAxis, j.groups)]);
+    const fast = w ? wasmWeightStats(w.k, w.buffer, j.shared.byteOffset, j.shared.length, j.layout, m.scratch) : null;
+    out.push([k, fast ?? weightStatsIn(view(j.shared), j.layout)]);
   }
   // tensors it owns (transferred copies)
-  const owned = m.owned.map((j) => weightStats(j.data, j.shape, j.channelAxis, j.groups));
+  const owned = m.owned.map((j) => weightStatsIn(j.data, j.layout));
   parentPort.postMessage({ queued: out, owned });
 });
 `;
+
+const layoutOf = (j: StatsJob) => statsLayout(j.shape, j.channelAxis, j.groups, j.count);
 
 /** statistics on the calling thread: the kernels when the data sits in a kernel memory, else JavaScript */
 function localStats(j: StatsJob, shared: SharedFloat32 | undefined): WeightStats {
@@ -133,9 +130,9 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
   try {
     const queue: QueuedJob[] = queued.map((i) => {
       const shared = sharedOf.get(i) as SharedFloat32;
-      return { shared, memory: memoryIndex(shared), shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups };
+      return { shared, memory: memoryIndex(shared), layout: layoutOf(jobs[i]) };
     });
-    const ownedPayload: WorkerJob[] = owned.map((i) => ({ data: jobs[i].read(), shared: null, shape: jobs[i].shape, channelAxis: jobs[i].channelAxis, groups: jobs[i].groups }));
+    const ownedPayload: WorkerJob[] = owned.map((i) => ({ data: jobs[i].read(), layout: layoutOf(jobs[i]) }));
     const done = new Promise<{ queued: [number, WeightStats][]; owned: WeightStats[] }>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
@@ -143,7 +140,7 @@ export async function statsParallel(jobs: StatsJob[], minElements = PARALLEL_THR
     });
     worker.postMessage(
       { next, queue, owned: ownedPayload, module: memories.length ? module : null, memories, scratch: SCRATCH_BYTES },
-      ownedPayload.flatMap((p) => (p.data ? [p.data.buffer as ArrayBuffer] : [])),
+      ownedPayload.map((p) => p.data.buffer as ArrayBuffer),
     );
     // other work of the caller runs while the worker starts and takes the first tensors
     meanwhile?.();

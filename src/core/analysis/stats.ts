@@ -8,10 +8,43 @@ import type { WeightStats } from '../types';
 export const HISTOGRAM_BINS = 32;
 
 /**
- * Self-contained on purpose (no references outside its body): statsParallel ships its source text to a
- * worker thread, which works the same from TypeScript under tsx and from the esbuild bundles.
+ * How a row-major tensor's elements map to output channels: runs of `inner` values, `size` channels per outer
+ * index; ConvTranspose kernels keep output channels on axis 1 per group, so channel of (i, j, ...) is
+ * floor(i / rowsPerGroup) * size + j. `real` is false when there are no channels (one run of every value).
  */
+export interface StatsLayout {
+  real: boolean;
+  outer: number;
+  size: number;
+  inner: number;
+  rowsPerGroup: number;
+  channels: number;
+}
+
+export function statsLayout(shape: number[], channelAxis: number | null, groups: number, n: number): StatsLayout {
+  const real = channelAxis !== null && shape.length > 0 && channelAxis < shape.length;
+  if (!real) return { real, outer: 1, size: 1, inner: n, rowsPerGroup: 0, channels: 1 };
+  const grouped = groups > 1 && channelAxis === 1;
+  return {
+    real,
+    outer: shape.slice(0, channelAxis).reduce((p, v) => p * v, 1),
+    size: shape[channelAxis],
+    inner: shape.slice(channelAxis + 1).reduce((p, v) => p * v, 1),
+    rowsPerGroup: grouped ? shape[0] / groups : 0,
+    channels: grouped ? shape[channelAxis] * groups : shape[channelAxis],
+  };
+}
+
 export function weightStats(data: Float32Array, shape: number[], channelAxis: number | null, groups = 1): WeightStats {
+  return weightStatsIn(data, statsLayout(shape, channelAxis, groups, data.length));
+}
+
+/**
+ * weightStats for a layout computed by the caller. Self-contained on purpose (no references outside its
+ * body): statsParallel ships its source text to a worker thread, which works the same from TypeScript under
+ * tsx and from the esbuild bundles.
+ */
+export function weightStatsIn(data: Float32Array, layout: StatsLayout): WeightStats {
   const BINS = 32;
   const n = data.length;
   // pass 1, branch-light: a NaN or an infinity anywhere makes the sum non-finite, and only then do we
@@ -57,19 +90,7 @@ export function weightStats(data: Float32Array, shape: number[], channelAxis: nu
   const lo = inv > 0 ? min : min - (BINS >> 1);
   const scale = inv > 0 ? inv : 1;
 
-  // walk the row-major tensor channel by channel; ConvTranspose kernels keep output channels on axis 1 per
-  // group: channel of (i, j, ...) is floor(i / (shape[0] / groups)) * shape[1] + j
-  const real = channelAxis !== null && shape.length > 0 && channelAxis < shape.length;
-  const grouped = real && groups > 1 && channelAxis === 1;
-  const layout = real
-    ? {
-        outer: shape.slice(0, channelAxis).reduce((p, v) => p * v, 1),
-        size: shape[channelAxis],
-        inner: shape.slice(channelAxis + 1).reduce((p, v) => p * v, 1),
-        rowsPerGroup: grouped ? shape[0] / groups : 0,
-        channels: grouped ? shape[channelAxis] * groups : shape[channelAxis],
-      }
-    : { outer: 1, size: 1, inner: n, rowsPerGroup: 0, channels: 1 };
+  // walk the row-major tensor channel by channel (see StatsLayout)
   const acc = new Float64Array(layout.channels);
   let sumSq = 0;
   let near = 0;
@@ -113,7 +134,7 @@ export function weightStats(data: Float32Array, shape: number[], channelAxis: nu
     non_finite: n - finite,
     near_zero_fraction: n > 0 ? near / n : 0,
     histogram: { min, max, counts: hist },
-    channel_l2: real ? Array.from(acc, Math.sqrt) : null,
+    channel_l2: layout.real ? Array.from(acc, Math.sqrt) : null,
   };
 }
 

@@ -11,6 +11,7 @@
  */
 import type { WeightStats } from '../types';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm';
+import { statsLayout, type StatsLayout } from './stats';
 
 /** the parts of the WebAssembly JS API used here (the DOM lib is not part of the core's types) */
 export interface WasmMemory {
@@ -113,7 +114,7 @@ function kernelsFor(buffer: ArrayBufferLike): StatsKernels | null {
  */
 export function kernelWeightStats(buffer: ArrayBufferLike, byteOffset: number, length: number, shape: number[], channelAxis: number | null, groups = 1): WeightStats | null {
   const k = kernelsFor(buffer);
-  return k ? wasmWeightStats(k, buffer as SharedArrayBuffer, byteOffset, length, shape, channelAxis, groups, 0) : null;
+  return k ? wasmWeightStats(k, buffer as SharedArrayBuffer, byteOffset, length, statsLayout(shape, channelAxis, groups, length), 0) : null;
 }
 
 /**
@@ -126,28 +127,13 @@ export function wasmWeightStats(
   buffer: ArrayBuffer | SharedArrayBuffer,
   ptr: number,
   n: number,
-  shape: number[],
-  channelAxis: number | null,
-  groups: number,
+  layout: StatsLayout,
   scratch: number,
 ): WeightStats | null {
   const BINS = 32;
   const TABLE = 36;
   const SCRATCH = 1 << 20;
   if (n === 0) return null;
-  // the channel layout exactly as weightStats computes it (repeated, not shared: both functions must stay
-  // self-contained for the worker's source text)
-  const real = channelAxis !== null && shape.length > 0 && channelAxis < shape.length;
-  const grouped = real && groups > 1 && channelAxis === 1;
-  const layout = real
-    ? {
-        outer: shape.slice(0, channelAxis).reduce((p, v) => p * v, 1),
-        size: shape[channelAxis],
-        inner: shape.slice(channelAxis + 1).reduce((p, v) => p * v, 1),
-        rowsPerGroup: grouped ? shape[0] / groups : 0,
-        channels: grouped ? shape[channelAxis] * groups : shape[channelAxis],
-      }
-    : { outer: 1, size: 1, inner: n, rowsPerGroup: 0, channels: 1 };
   if (layout.outer * layout.size * layout.inner !== n || !Number.isInteger(layout.rowsPerGroup)) return null;
   const OUT = scratch;
   const CNT = scratch + 32;
@@ -193,7 +179,7 @@ export function wasmWeightStats(
     non_finite: 0,
     near_zero_fraction: near / n,
     histogram: { min, max, counts: hist },
-    channel_l2: real ? Array.from(acc, Math.sqrt) : null,
+    channel_l2: layout.real ? Array.from(acc, Math.sqrt) : null,
   };
 }
 
