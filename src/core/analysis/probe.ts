@@ -19,6 +19,7 @@ import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
 import { ModelError } from '../errors';
 import { encodeModel } from '../formats/onnx/codec';
+import { float16ToFloat32 } from '../formats/onnx/tensor';
 import { buildGraphView } from '../formats/onnx/graph';
 import { isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
@@ -119,20 +120,11 @@ export function toOrtFeeds(ort: Ort, feeds: Record<string, FeedTensor>): Record<
   return out;
 }
 
-function halfToFloat(bits: number): number {
-  const s = bits & 0x8000 ? -1 : 1;
-  const e = (bits >> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1024 + m) * 2 ** (e - 25);
-}
-
 /** numbers of an engine tensor (float16 decoded, int64 converted) */
 export function tensorNumbers(type: string, data: unknown): ArrayLike<number> {
   if (data instanceof Float32Array || data instanceof Float64Array) return data;
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float64Array.from(data, Number);
-  if (type === 'float16' && data instanceof Uint16Array) return Float64Array.from(data, halfToFloat);
+  if (type === 'float16' && data instanceof Uint16Array) return Float64Array.from(data, float16ToFloat32);
   if (ArrayBuffer.isView(data)) return data as unknown as ArrayLike<number>;
   if (Array.isArray(data)) return data.map(Number);
   throw new ModelError(`cannot read probed tensor of type ${type}`);
