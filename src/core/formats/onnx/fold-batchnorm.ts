@@ -7,7 +7,6 @@
  */
 import { batchNormAffine, foldBias, foldBiasLastAxis, scaleKernel, type Affine } from '../../rewrites/batchnorm-math';
 import type { FoldCandidate, FoldPlan, SkippedCandidate } from '../../types';
-import { uniqueLayerNames } from './graph';
 import {
   attrFloat,
   attrInt,
@@ -15,12 +14,12 @@ import {
   consumers,
   dims,
   isDefaultDomain,
-  producers,
   referencedNames,
   type ConstantSource,
   type OnnxModel,
 } from './model';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
+import { planContext } from './rewrite-common';
 import { inferShapes } from './shapes';
 import { makeTensorLike, readTensorAsFloat32 } from './tensor';
 
@@ -42,28 +41,16 @@ interface Analysis {
   actions: Action[];
 }
 
-const FLOATS = new Set([1, 10, 11, 16]);
 
 function analyse(model: OnnxModel): Analysis {
-  const graph = model.graph;
-  const names = uniqueLayerNames(graph.node);
-  const nameOf = new Map<NodeProto, string>(graph.node.map((n, i) => [n, names[i]]));
-  const constants = constantTensors(graph);
-  // IR >= 4: an initializer also listed as a graph input is only a default the caller may override
-  if (Number(model.proto.irVersion ?? 0n) >= 4) for (const i of graph.input) if (i.name) constants.delete(i.name);
-  const cons = consumers(graph);
-  const prods = producers(graph);
-  const graphOutputs = new Set(graph.output.map((o) => o.name ?? ''));
+  // constants without initializers that are also graph inputs (IR >= 4: defaults the caller may override)
+  const { graph, nameOf, constants, cons, prods, graphOutputs, isFloatConst } = planContext(model);
   const candidates: FoldCandidate[] = [];
   const skipped: SkippedCandidate[] = [];
   const actions: Action[] = [];
   /** BN node -> its candidate, for chains */
   const planned = new Map<NodeProto, FoldCandidate>();
   let shapes: ReturnType<typeof inferShapes> | null = null;
-  const isFloatConst = (name: string | undefined) => {
-    const c = name ? constants.get(name) : undefined;
-    return !!c && FLOATS.has(c.tensor.dataType ?? 0);
-  };
   const usedOnlyBy = (value: string, node: NodeProto) => {
     const c = cons.get(value) ?? [];
     return !graphOutputs.has(value) && c.length === 1 && c[0] === node;
