@@ -13,21 +13,13 @@ import { OnnxModel } from '../../src/core/formats/onnx/model';
 import { decodeModel } from '../../src/core/formats/onnx/codec';
 import { runWithOrt, loadDataSet } from '../helpers/ort';
 import { batchNormAffine } from '../../src/core/rewrites/batchnorm-math';
+import { assertClose } from '../helpers/assert-close';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'onnx-fold');
 const cases = JSON.parse(readFileSync(path.join(FIXTURES, 'cases.json'), 'utf8')) as Record<string, { batchnorm_nodes: number; foldable: number; skip: number }>;
 
 function bnCount(m: Model): number {
   return (m as OnnxModel).graph.node.filter((n) => n.opType === 'BatchNormalization').length;
-}
-
-function assertClose(actual: Float32Array | ArrayLike<number>, expected: ArrayLike<number>, rel: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  assert.ok(worst <= rel * Math.max(maxRef, 1e-6), `${what}: max abs diff ${worst} > ${rel} x ${maxRef}`);
 }
 
 /** every initializer and Constant output is read by some node (or is a graph output) */

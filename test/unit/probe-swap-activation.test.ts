@@ -14,19 +14,9 @@ import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import { measureSwap, swapActivation, type SwapTarget } from '../../src/core/formats/onnx/swap-activation';
 import { GraphBuilder } from '../helpers/onnx-build';
 import { loadDataSet, runWithOrt } from '../helpers/ort';
+import { assertClose } from '../helpers/assert-close';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'cnn');
-
-function assertClose(actual: ArrayLike<number>, exp: ArrayLike<number>, rel: number, what: string): void {
-  assert.equal(actual.length, exp.length, `${what}: length`);
-  let ref = 0;
-  let worst = 0;
-  for (let i = 0; i < exp.length; i++) {
-    ref = Math.max(ref, Math.abs(exp[i]));
-    worst = Math.max(worst, Math.abs(actual[i] - exp[i]));
-  }
-  assert.ok(worst <= rel * Math.max(ref, 1e-6), `${what}: max abs diff ${worst} > ${rel} x ${ref}`);
-}
 
 const count = (m: OnnxModel, op: string) => m.graph.node.filter((n) => n.opType === op).length;
 

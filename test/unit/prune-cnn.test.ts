@@ -18,6 +18,7 @@ import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import { applyPrune, planPrune, sliceAxes } from '../../src/core/formats/onnx/prune';
 import { GraphBuilder } from '../helpers/onnx-build';
 import { loadDataSet, runWithOrt } from '../helpers/ort';
+import { assertClose } from '../helpers/assert-close';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'cnn');
 const expected = JSON.parse(readFileSync(path.join(DIR, 'expected.json'), 'utf8')) as {
@@ -38,17 +39,6 @@ const GROUPS: Record<string, string> = {
   c11: '/c11/Conv',
   fc1: '/fc1/Gemm',
 };
-
-function assertClose(actual: ArrayLike<number>, exp: ArrayLike<number>, rel: number, what: string): void {
-  assert.equal(actual.length, exp.length, `${what}: length`);
-  let ref = 0;
-  let worst = 0;
-  for (let i = 0; i < exp.length; i++) {
-    ref = Math.max(ref, Math.abs(exp[i]));
-    worst = Math.max(worst, Math.abs(actual[i] - exp[i]));
-  }
-  assert.ok(worst <= rel * Math.max(ref, 1e-6), `${what}: max abs diff ${worst} > ${rel} x ${ref}`);
-}
 
 async function cnn(): Promise<OnnxModel> {
   return (await loadModel(path.join(DIR, 'model.onnx'))) as OnnxModel;
