@@ -13,7 +13,7 @@
  * Mean and variance carry float32 rounding (~1e-6 relative); streaming-stats.ts merges batches in float64.
  */
 import { AttributeType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../formats/onnx/proto';
-import { isDefaultDomain } from '../formats/onnx/model';
+import { defaultOpset } from '../formats/onnx/model';
 
 /** Greater on float and Cast to int32 are there from opset 9; older models are probed by copying activations out */
 export const MIN_REDUCE_OPSET = 9;
@@ -50,12 +50,6 @@ function attr(name: string, v: { i?: number; f?: number; ints?: number[] }): Att
 
 function node(opType: string, input: string[], output: string[], attribute: AttributeProto[] = []): NodeProto {
   return { opType, input, output, name: output[0], attribute, metadataProps: [] };
-}
-
-/** the model's default-domain opset */
-export function defaultOpset(proto: ModelProto): number {
-  const e = proto.opsetImport.find((o) => isDefaultDomain(o.domain));
-  return e ? Number(e.version ?? 1n) : 1;
 }
 
 /**

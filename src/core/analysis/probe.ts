@@ -21,12 +21,12 @@ import { ModelError } from '../errors';
 import { encodeModel } from '../formats/onnx/codec';
 import { float16ToFloat32 } from '../formats/onnx/tensor';
 import { buildGraphView } from '../formats/onnx/graph';
-import { isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
+import { defaultOpset, isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { OutputComparison, verifyReport } from '../engines/output-errors';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
-import { defaultOpset, MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
+import { MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
 import { releaseScratchKernels } from './wasm-kernels';
 

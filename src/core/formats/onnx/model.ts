@@ -36,6 +36,12 @@ export function isDefaultDomain(domain: string | undefined): boolean {
   return !domain || domain === 'ai.onnx';
 }
 
+/** the model's default-domain (ai.onnx) opset version; 1 when it names none */
+export function defaultOpset(proto: ModelProto): number {
+  const e = proto.opsetImport.find((o) => isDefaultDomain(o.domain));
+  return e ? Number(e.version ?? 1n) : 1;
+}
+
 export function attr(node: NodeProto, name: string): AttributeProto | undefined {
   return node.attribute.find((a) => a.name === name);
 }

@@ -26,7 +26,7 @@ import { ModelError } from '../../errors';
 import type { PruneCriterion, PruneGroup, PrunePlan, PruneSize, ProbeLayerReport, ProbeReport, SkippedCandidate } from '../../types';
 import { GraphEditor } from './fold-batchnorm';
 import { buildGraphView, uniqueLayerNames } from './graph';
-import { attr, attrFloat, attrInt, attrInts, attrString, constantTensors, dims as tensorDims, isDefaultDomain, referencedNames, type ConstantSource, type OnnxModel } from './model';
+import { attr, attrFloat, attrInt, attrInts, attrString, constantTensors, defaultOpset, dims as tensorDims, isDefaultDomain, referencedNames, type ConstantSource, type OnnxModel } from './model';
 import type { ModelProto, NodeProto, TensorProto } from './proto';
 import { inferShapes, type Shape } from './shapes';
 import { makeTensorLike, readTensorTyped, tensorByteLength } from './tensor';
@@ -202,8 +202,7 @@ function analyse(model: OnnxModel, dimsIn: Record<string, number>): Analysis {
   const constants = constantTensors(graph);
   if (Number(model.proto.irVersion ?? 0n) >= 4) for (const i of graph.input) if (i.name) constants.delete(i.name);
   const shapes = inferShapes(graph, constants, model.external, dimsIn);
-  const opsetEntry = model.proto.opsetImport.find((o) => isDefaultDomain(o.domain));
-  const opset = opsetEntry ? Number(opsetEntry.version ?? 1n) : 1;
+  const opset = defaultOpset(model.proto);
   const atoms = new Atoms();
   const spaces = new Map<string, Space>();
   const linear: LinearEdit[] = [];

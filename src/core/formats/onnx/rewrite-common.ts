@@ -4,7 +4,7 @@
  * copy-on-write GraphEditor of fold-batchnorm.ts, so every rewrite shares untouched messages and bytes.
  */
 import { uniqueLayerNames } from './graph';
-import { constantTensors, consumers, isDefaultDomain, producers, type ConstantSource, type OnnxModel } from './model';
+import { constantTensors, consumers, defaultOpset, isDefaultDomain, producers, type ConstantSource, type OnnxModel } from './model';
 import type { GraphProto, ModelProto, NodeProto } from './proto';
 import type { GraphEditor } from './fold-batchnorm';
 
@@ -34,7 +34,6 @@ export function planContext(model: OnnxModel): PlanContext {
   const constants = constantTensors(graph);
   if (Number(model.proto.irVersion ?? 0n) >= 4) for (const i of graph.input) if (i.name) constants.delete(i.name);
   const cons = consumers(graph);
-  const opsetEntry = model.proto.opsetImport.find((o) => isDefaultDomain(o.domain));
   return {
     model,
     graph,
@@ -43,7 +42,7 @@ export function planContext(model: OnnxModel): PlanContext {
     cons,
     prods: producers(graph),
     graphOutputs: new Set(graph.output.map((o) => o.name ?? '')),
-    opset: opsetEntry ? Number(opsetEntry.version ?? 1n) : 1,
+    opset: defaultOpset(model.proto),
     isFloatConst(name) {
       const c = name ? constants.get(name) : undefined;
       return !!c && FLOATS.has(c.tensor.dataType ?? 0);

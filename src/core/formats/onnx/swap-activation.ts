@@ -18,7 +18,7 @@ import type { DepthProfileRow, SkippedCandidate, SwapSummary, VerifyReport } fro
 import { emptyNode } from './codec';
 import { applyFold } from './fold-batchnorm';
 import { uniqueLayerNames } from './graph';
-import { attr, constantTensors, isDefaultDomain, referencedNames, type OnnxModel } from './model';
+import { attr, constantTensors, defaultOpset, isDefaultDomain, referencedNames, type OnnxModel } from './model';
 import type { AttributeProto, GraphProto, NodeProto, TensorProto } from './proto';
 import { makeTensorLike, readTensorAsFloat32 } from './tensor';
 
@@ -93,8 +93,7 @@ export function swapActivation(model: OnnxModel, opts: SwapOptions): SwapResult 
     if (opts.to === 'selu') notes.push(`SELU recipe: ${removedBn} BatchNorm layer(s) folded into the layer before them (exact)${folded.plan.skipped.length ? `; ${folded.plan.skipped.length} could not be folded and remain` : ''}`);
   }
   const graph = current.graph;
-  const opsetEntry = current.proto.opsetImport.find((o) => isDefaultDomain(o.domain));
-  const opset = opsetEntry ? Number(opsetEntry.version ?? 1n) : 1;
+  const opset = defaultOpset(current.proto);
   if (opts.to === 'gelu' && opset < 9) throw new ModelError(`GELU needs opset >= 9 (Erf); this model has opset ${opset}`);
   const constants = constantTensors(graph);
   const names = uniqueLayerNames(graph.node);
