@@ -26,7 +26,7 @@ import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { OutputComparison, verifyReport } from '../engines/output-errors';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
-import { MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceSpec } from './probe-reduce';
+import { MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceOutputs, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
 import { releaseScratchKernels } from './wasm-kernels';
 
@@ -201,26 +201,34 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
       t.reduce = { value: t.output, rank, channels, op: t.op };
     }
   }
-  const fedNames = new Set(inputNames);
   const notes: string[] = [];
   const open = async (inGraph: boolean) => {
     const specs = inGraph ? [...new Map(targets.flatMap((t) => (t.reduce ? [[t.reduce.value, t.reduce] as const] : []))).values()] : [];
-    const raw = [...new Set(targets.filter((t) => !(inGraph && t.reduce) && !fedNames.has(t.output)).map((t) => t.output))];
+    const raw = [...new Set(targets.filter((t) => !(inGraph && t.reduce) && !inputNames.has(t.output)).map((t) => t.output))];
     const { proto, outputs } = withReductions(model.external.inlineAll(model.proto), specs, raw);
     const session = await createProbeSession(ort, encodeModel(proto), opts.optimization ?? 'all');
     return { session, reduced: new Map(specs.map((sp, k) => [sp.value, outputs[k]])) };
   };
   let inGraph = targets.some((t) => t.reduce);
-  let opened: Awaited<ReturnType<typeof open>>;
+  let session: OrtTypes.InferenceSession;
+  let reduced: Map<string, ReduceOutputs>;
+  /** a session that copies every activation out, from now on (statistics gathered so far are dropped) */
+  const copyOut = (why: string) => {
+    notes.push(`activations copied out of onnxruntime for their statistics (${why})`);
+    inGraph = false;
+    for (const t of targets) {
+      t.stats = undefined;
+      t.fixedAxis = undefined;
+      t.shape = undefined;
+    }
+    return open(false);
+  };
   try {
-    opened = await open(inGraph);
+    ({ session, reduced } = await open(inGraph));
   } catch (err) {
     if (!inGraph) throw err;
-    notes.push(`activations copied out of onnxruntime for their statistics (its in-graph statistics could not run on this model: ${firstLine(err)})`);
-    inGraph = false;
-    opened = await open(false);
+    ({ session, reduced } = await copyOut(`its in-graph statistics could not run on this model: ${firstLine(err)}`));
   }
-  let { session, reduced } = opened;
   let done = 0;
   try {
     const accumulate = (res: OrtTypes.InferenceSession.ReturnType, feeds: Record<string, FeedTensor>) => {
@@ -233,7 +241,8 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
             return tensorNumbers(r.type, r.data);
           };
           const dims = Array.from(get(red.shape), Number);
-          const count = dims.reduce((p, v, k) => (k === 1 ? p : p * v), 1);
+          const { outer, inner } = channelLayout(dims, 1);
+          const count = outer * inner;
           if (count >= MAX_REDUCED_COUNT) throw new CountTooLarge(`'${t.output}' has ${count} values per channel in one batch, too many to count exactly in float32`);
           if (t.fixedAxis === undefined) {
             t.fixedAxis = 1;
@@ -280,16 +289,8 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
         why = err instanceof CountTooLarge ? err.message : `its in-graph statistics failed to run: ${firstLine(err)}`;
       }
       if (why !== null) {
-        const copying = await open(false);
         await session.release().catch(() => undefined);
-        ({ session, reduced } = copying);
-        inGraph = false;
-        for (const t of targets) {
-          t.stats = undefined;
-          t.fixedAxis = undefined;
-          t.shape = undefined;
-        }
-        notes.push(`activations copied out of onnxruntime for their statistics (${why})`);
+        ({ session, reduced } = await copyOut(why));
         try {
           res = await session.run(toOrtFeeds(ort, batch.feeds));
         } catch (err) {
