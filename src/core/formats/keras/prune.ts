@@ -841,22 +841,22 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
     }
     removed[ch.producer.name] = count;
   }
+  const sinkKernel = (l: KLayer, C: number) => consumerKernel(l, C, weightsOf(l));
+  const norm: GroupCriterion | null =
+    criterion === 'dead'
+      ? null
+      : {
+          kind: criterion,
+          kernel: (l) => weightToFloat32(weightsOf(l).find((w) => OUT_KERNEL.has(w.key))!),
+          gamma: (l) => {
+            const g = weightsOf(l).find((w) => w.key === 'gamma');
+            return g ? weightToFloat32(g) : null;
+          },
+          activated: (l) => layerActivation(l) !== null,
+          ratio: opts.ratio,
+          threshold: opts.threshold,
+        };
   for (const comp of comps) {
-    const sinkKernel = (l: KLayer, C: number) => consumerKernel(l, C, weightsOf(l));
-    const norm: GroupCriterion | null =
-      criterion === 'dead'
-        ? null
-        : {
-            kind: criterion,
-            kernel: (l) => weightToFloat32(weightsOf(l).find((w) => OUT_KERNEL.has(w.key))!),
-            gamma: (l) => {
-              const g = weightsOf(l).find((w) => w.key === 'gamma');
-              return g ? weightToFloat32(g) : null;
-            },
-            activated: (l) => layerActivation(l) !== null,
-            ratio: opts.ratio,
-            threshold: opts.threshold,
-          };
     const plan = planComponent(comp, stats, sinkKernel, norm);
     const group: PruneGroup = { layers: [...comp.sources.map((l) => l.name), ...[...comp.nodes.values()].filter((n) => n.layer.className === 'BatchNormalization').map((n) => n.layer.name)], channels: plan.groups, prunable: plan.groups - plan.kept, removed: [] };
     groups.push(group);
