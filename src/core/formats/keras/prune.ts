@@ -485,6 +485,14 @@ function findComponent(p: KLayer, byName: Map<string, KLayer>, consumers: Return
   return comp;
 }
 
+/** L1 or L2 norm of each output channel of a kernel whose last axis holds the C output channels */
+function channelNorms(k: Float32Array, C: number, kind: 'l1' | 'l2'): Float64Array {
+  const out = new Float64Array(C);
+  for (let i = 0; i < k.length; i++) out[i % C] += kind === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
+  if (kind === 'l2') for (let c = 0; c < C; c++) out[c] = Math.sqrt(out[c]);
+  return out;
+}
+
 /** how groups of coupled channels are scored when the criterion is not 'dead' */
 interface GroupCriterion {
   kind: 'l1' | 'l2' | 'bn-gamma' | 'apoz';
@@ -517,10 +525,8 @@ function planComponent(
     if (norm.kind === 'l1' || norm.kind === 'l2') {
       for (const src of comp.sources) {
         const node = comp.nodes.get(src.name)!;
-        const k = norm.kernel(src);
-        const per = new Float64Array(node.n);
-        for (let i = 0; i < k.length; i++) per[i % node.n] += norm.kind === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
-        for (let c = 0; c < node.n; c++) score[root(node.base + c)] += norm.kind === 'l1' ? per[c] : Math.sqrt(per[c]);
+        const per = channelNorms(norm.kernel(src), node.n, norm.kind);
+        for (let c = 0; c < node.n; c++) score[root(node.base + c)] += per[c];
       }
       scored.fill(1);
     } else if (norm.kind === 'bn-gamma') {
@@ -714,10 +720,7 @@ export async function pruneKeras(model: KerasModel, opts: PruneOptions): Promise
       }
       if (nonZero) group.reason = `${nonZero} constant non-zero unit(s) kept: '${cons.name}' ${consumer.hasBias ? 'pads its input with zeros' : 'has no bias'} to fold them into`;
     } else if (criterion === 'l1' || criterion === 'l2') {
-      const kw = weightsOf(ch.producer).find((w) => OUT_KERNEL.has(w.key))!;
-      const k = weightToFloat32(kw);
-      for (let i = 0; i < k.length; i++) score[i % C] += criterion === 'l1' ? Math.abs(k[i]) : k[i] * k[i];
-      if (criterion === 'l2') for (let c = 0; c < C; c++) score[c] = Math.sqrt(score[c]);
+      score.set(channelNorms(weightToFloat32(weightsOf(ch.producer).find((w) => OUT_KERNEL.has(w.key))!), C, criterion));
     } else if (criterion === 'bn-gamma') {
       const bn = ch.bns.find((b) => weightsOf(b).some((w) => w.key === 'gamma'));
       if (!bn) {
