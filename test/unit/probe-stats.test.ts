@@ -192,6 +192,24 @@ describe('probeOnnx: in-graph statistics that cannot run fall back to copying', 
     assert.equal(r.layers[0].count, n);
   });
 
+  it('a NaN or an infinity in a later batch (a NaN would pass for a constant in the graph): every batch again on the copy path', async () => {
+    const m = new GraphBuilder().input('x', ['N', 2, 2, 2]).node('Relu', ['x'], ['r']).output('r').model(13);
+    const base = [1, -1, 2, 0, -1, -1, -1, -1];
+    for (const odd of [NaN, Infinity]) {
+      const data = Float32Array.from([...base, ...base, ...base.map((v, i) => (i === 5 ? odd : v))]);
+      const src = { kind: 'arrays' as const, arrays: { x: { dtype: 'float32' as const, dims: [3, 2, 2, 2], data } } };
+      const progress: number[] = [];
+      const r = await probeOnnx(m, src, { samples: 3, batchSize: 1, onProgress: (d) => progress.push(d) });
+      const copied = await probeOnnx(m, src, { samples: 3, batchSize: 1, inGraph: false });
+      assert.match(r.notes.join('\n'), /activations copied out of onnxruntime for their statistics \('r' has non-finite values\)/);
+      assert.deepEqual(progress, [1, 2, 1, 2, 3]);
+      assert.equal(r.samples, 3);
+      const [a, b] = [r.layers[0], copied.layers[0]];
+      assert.deepEqual([a.dead, a.constant, a.apoz, a.max, a.min, a.mean, a.count], [b.dead, b.constant, b.apoz, b.max, b.min, b.mean, b.count]);
+      assert.ok(!Number.isFinite(a.mean[1]) && a.constant.length === 0, 'channel 1 is not reported with a clean mean of 0');
+    }
+  });
+
   it('float16 activations (the statistics nodes take float32): the copy path, values decoded from float16', async () => {
     const m = new GraphBuilder().input('x', ['N', 2, 2, 2], 10).node('Relu', ['x'], ['r']).output('r').model(13);
     const half = (v: number) => (v === 0 ? 0 : v === 1 ? 0x3c00 : v === -1 ? 0xbc00 : v === 2 ? 0x4000 : NaN);

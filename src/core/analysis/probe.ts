@@ -243,13 +243,16 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
           const dims = Array.from(get(red.shape), Number);
           const { outer, inner } = channelLayout(dims, 1);
           const count = outer * inner;
-          if (count >= MAX_REDUCED_COUNT) throw new CountTooLarge(`'${t.output}' has ${count} values per channel in one batch, too many to count exactly in float32`);
+          if (count >= MAX_REDUCED_COUNT) throw new InGraphUnfit(`'${t.output}' has ${count} values per channel in one batch, too many to count exactly in float32`);
           if (t.fixedAxis === undefined) {
             t.fixedAxis = 1;
             t.shape = dims;
             t.stats = new ChannelStats(dims[1]);
           }
-          t.stats!.addMoments(count, { mean: get(red.mean), variance: get(red.variance), min: get(red.min), max: get(red.max), positive: get(red.positive) });
+          const [mean, variance] = [get(red.mean), get(red.variance)];
+          // NaN / infinite activations: ReduceMax / ReduceMin skip a NaN, so the block could pass for a constant
+          for (let c = 0; c < mean.length; c++) if (!Number.isFinite(mean[c]) || !Number.isFinite(variance[c])) throw new InGraphUnfit(`'${t.output}' has non-finite values`);
+          t.stats!.addMoments(count, { mean, variance, min: get(red.min), max: get(red.max), positive: get(red.positive) });
           continue;
         }
         let dims: number[];
@@ -275,31 +278,30 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
         t.stats!.add(values, dims.length === 0 ? { outer: 1, channels: 1, inner: 1 } : channelLayout(dims, t.fixedAxis));
       }
     };
-    for (const batch of inputs.batches()) {
-      abort();
-      let res: OrtTypes.InferenceSession.ReturnType;
-      let why: string | null = null;
-      try {
-        res = await session.run(toOrtFeeds(ort, batch.feeds));
-        accumulate(res, batch.feeds);
-      } catch (err) {
-        // the statistics nodes (not the model) may be what fails on the first batch, e.g. a channel count
-        // inferred wrongly, or counts too large for float32: that batch again with every activation copied out
-        if (!inGraph || done > 0) throw err instanceof CountTooLarge ? new ModelError(err.message) : runFailure(batch.feeds, err);
-        why = err instanceof CountTooLarge ? err.message : `its in-graph statistics failed to run: ${firstLine(err)}`;
-      }
-      if (why !== null) {
-        await session.release().catch(() => undefined);
-        ({ session, reduced } = await copyOut(why));
+    // a batch the in-graph statistics cannot describe (at any batch), or the first batch failing with them:
+    // the copy path, from the first batch again
+    for (let restart = true; restart; ) {
+      restart = false;
+      done = 0;
+      for (const batch of inputs.batches()) {
+        abort();
+        let why: string | null = null;
         try {
-          res = await session.run(toOrtFeeds(ort, batch.feeds));
+          accumulate(await session.run(toOrtFeeds(ort, batch.feeds)), batch.feeds);
         } catch (err) {
-          throw runFailure(batch.feeds, err);
+          if (inGraph && err instanceof InGraphUnfit) why = err.message;
+          else if (inGraph && done === 0) why = `its in-graph statistics failed to run: ${firstLine(err)}`;
+          else throw runFailure(batch.feeds, err);
         }
-        accumulate(res, batch.feeds);
+        if (why !== null) {
+          await session.release().catch(() => undefined);
+          ({ session, reduced } = await copyOut(why));
+          restart = true;
+          break;
+        }
+        done += batch.count;
+        opts.onProgress?.(done, inputs.samples);
       }
-      done += batch.count;
-      opts.onProgress?.(done, inputs.samples);
     }
   } finally {
     await session.release().catch(() => undefined);
@@ -328,8 +330,8 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
   return report;
 }
 
-/** a block with more values per channel than in-graph counts can hold */
-class CountTooLarge extends Error {}
+/** a block the in-graph statistics cannot describe (too many values to count, NaN or infinite values) */
+class InGraphUnfit extends Error {}
 
 function runFailure(feeds: Record<string, FeedTensor>, err: unknown): ModelError {
   const shapes = Object.entries(feeds).map(([k, v]) => `${k}=[${v.dims.join('x')}]`).join(', ');
