@@ -49,7 +49,7 @@ Usage:
       optimizer state, the largest batch that fits SIZE (e.g. 12GiB), and crops versus full
       images.
   model-surgeon probe <model> [--json] [--samples N] [--batch-size B] [--inputs PATH] [--dim NAME=N ...]
-                      [--apoz-threshold T]
+                      [--apoz-threshold T] [--exact-stats]
       Run the model on probe inputs (seeded N(0,1) by default; or a folder of .png/.jpg images,
       a .npy/.npz file or a JSON array) and report, for every activation layer, per-channel
       APoZ (fraction of non-positive outputs), mean, variance, max, and the dead (never
@@ -98,6 +98,9 @@ Options:
   --inputs PATH   probe / prune / swap-activation: probe inputs (image folder, .npy, .npz, .json)
   --batch-size B  probe: samples per run (default 16)
   --apoz-threshold T  probe: APoZ at or above which a unit counts as dead (default 1: never positive)
+  --exact-stats   probe (ONNX): copy the activations out and compute mean / variance in float64
+                  (slower; by default they are computed in float32 inside onnxruntime, ~1e-6 relative;
+                  dead / constant units, APoZ, min and max are exact either way)
   --dead          prune: remove the units that are constant (dead) on the probe inputs
   --ratio R       prune: fraction of channels to remove (with --criterion; --scope layer|global)
   --to / --from   swap-activation: target and source activations
@@ -133,6 +136,7 @@ interface Args {
   inputs?: string;
   batchSize?: number;
   apozThreshold?: number;
+  exactStats?: boolean;
   dead?: boolean;
   ratio?: number;
   criterion?: PruneCriterion;
@@ -212,6 +216,9 @@ function parseArgs(argv: string[]): Args {
         a.apozThreshold = v;
         break;
       }
+      case '--exact-stats':
+        a.exactStats = true;
+        break;
       case '--dead':
         a.dead = true;
         break;
@@ -455,6 +462,7 @@ async function main(argv: string[]): Promise<number> {
         batchSize: args.batchSize,
         dims: args.dims,
         apozThreshold: args.apozThreshold,
+        inGraph: args.exactStats ? false : undefined,
       });
       if (args.json) out(JSON.stringify(report));
       else {

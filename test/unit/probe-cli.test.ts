@@ -34,6 +34,19 @@ describe('model-surgeon probe / prune / swap-activation', () => {
     }
   });
 
+  it('probe --exact-stats: the activations copied out (float64 moments), the same dead units and APoZ', () => {
+    const fast = JSON.parse(run('probe', CNN, '--json', '--samples', '16').stdout);
+    const r = run('probe', CNN, '--json', '--samples', '16', '--exact-stats');
+    assert.equal(r.code, 0, r.stderr);
+    const exact = JSON.parse(r.stdout);
+    assert.ok(fast.notes.some((n: string) => /reduced inside onnxruntime/.test(n)));
+    assert.ok(!exact.notes.some((n: string) => /reduced inside onnxruntime/.test(n)));
+    assert.deepEqual(
+      exact.layers.map((l: { dead: number[]; apoz: number[] }) => [l.dead, l.apoz]),
+      fast.layers.map((l: { dead: number[]; apoz: number[] }) => [l.dead, l.apoz]),
+    );
+  });
+
   it('prune --dead: exact, smaller, verified on the probe inputs', () => {
     const out = path.join(tmp, 'dead.onnx');
     const r = run('prune', CNN, '--dead', '-o', out, '--json');
