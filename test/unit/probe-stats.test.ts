@@ -14,6 +14,7 @@ import { openProbeInputs } from '../../src/core/analysis/probe-inputs';
 import { ChannelStats, channelLayout, KERNEL_MIN_VALUES } from '../../src/core/analysis/streaming-stats';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import type { OnnxModel } from '../../src/core/formats/onnx/model';
+import { naiveChannelStats as naive } from '../helpers/naive-stats';
 import { Rng } from '../../src/core/util/random';
 import { GraphBuilder } from '../helpers/onnx-build';
 
@@ -23,29 +24,6 @@ const IMAGES = path.join(__dirname, '..', 'fixtures', 'onnx-prune', 'inputs', 'i
 const PADDLE_DIMS = { 'p2o.DynamicDimension.0': 1, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
 
 /** float64 two-pass reference over all values, per channel */
-function naive(values: Float32Array[], dims: number[], axis: number) {
-  const { outer, channels, inner } = channelLayout(dims, axis);
-  const sums = new Float64Array(channels);
-  const counts = new Float64Array(channels);
-  const min = new Float64Array(channels).fill(Infinity);
-  const max = new Float64Array(channels).fill(-Infinity);
-  const nonpos = new Float64Array(channels);
-  const each = (f: (c: number, v: number) => void) => {
-    for (const data of values) for (let o = 0; o < outer; o++) for (let c = 0; c < channels; c++) for (let i = 0; i < inner; i++) f(c, data[(o * channels + c) * inner + i]);
-  };
-  each((c, v) => {
-    sums[c] += v;
-    counts[c]++;
-    min[c] = Math.min(min[c], v);
-    max[c] = Math.max(max[c], v);
-    if (v <= 0) nonpos[c]++;
-  });
-  const mean = Array.from(sums, (s, c) => s / counts[c]);
-  const m2 = new Float64Array(channels);
-  each((c, v) => (m2[c] += (v - mean[c]) ** 2));
-  return { mean, variance: Array.from(m2, (m, c) => m / counts[c]), min: Array.from(min), max: Array.from(max), apoz: Array.from(nonpos, (z, c) => z / counts[c]) };
-}
-
 function close(a: number, b: number, rel: number): boolean {
   return Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
 }
