@@ -14,6 +14,10 @@ import { arr, num } from '../../src/core/formats/keras/json';
 import { float32Weight, KerasModel, weightToFloat32, type KWeight } from '../../src/core/formats/keras/model';
 import { buildGraph } from '../../src/core/formats/keras/topology';
 import { nsfwModel } from '../helpers/nsfwjs';
+import { naiveChannelStats } from '../helpers/naive-stats';
+import { loadTfjs, tfLayers } from '../../src/core/engines/tfjs';
+import { kerasInputs, loadKerasLayersModel, probeKeras, runBatch } from '../../src/core/formats/keras/probe';
+import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'keras');
 const SEEDED = { kind: 'random' as const, seed: 1 };
@@ -59,6 +63,38 @@ describe('Keras probe / prune on nsfwjs mobilenet_v2 (TF.js layers)', () => {
       for (const c of l.dead) assert.ok(l.max[c] <= 0 && l.apoz[c] === 1);
       assert.equal(l.count, l.name === 'out_relu' ? 8 * 49 : 8);
     }
+  });
+
+  it("statistics read in place from TF.js's heap equal float64 statistics of the downloaded activations", async () => {
+    const layers = ['Conv1_relu', 'block_3_expand_relu', 'out_relu', 'dense_1'];
+    const src = kerasInputs(model, SEEDED, { samples: 6, batchSize: 4 }); // two batches: 4 + 2
+    const r = await probeKeras(model, src.inputs, { layers });
+    assert.match(r.engine, /^tfjs-wasm/);
+    // the reference: the same layers as outputs of a TF.js model, each batch downloaded with data()
+    const { tf } = await loadTfjs();
+    const lm = await loadKerasLayersModel(tf, model, src.summaries, 'reference');
+    const pm = tfLayers().model({ inputs: lm.inputs, outputs: layers.map((n) => lm.getLayer(n).output as SymbolicTensor) });
+    const blocks: { data: Float32Array; dims: number[] }[][] = [];
+    try {
+      for (const b of src.inputs.batches()) blocks.push(await runBatch(tf, pm, b.feeds));
+    } finally {
+      pm.dispose();
+    }
+    layers.forEach((name, k) => {
+      const l = r.layers.find((x) => x.name === name)!;
+      const dims = [6, ...blocks[0][k].dims.slice(1)];
+      const all = new Float32Array(blocks[0][k].data.length + blocks[1][k].data.length);
+      all.set(blocks[0][k].data);
+      all.set(blocks[1][k].data, blocks[0][k].data.length);
+      const ref = naiveChannelStats([all], dims, dims.length - 1);
+      assert.deepEqual([blocks[0][k].dims[0], blocks[1][k].dims[0], l.count], [4, 2, 6 * dims.slice(1, -1).reduce((p, d) => p * d, 1)]);
+      assert.deepEqual([l.max, l.min, l.apoz], [ref.max, ref.min, ref.apoz], name);
+      for (let c = 0; c < l.channels; c++) {
+        const scale = Math.max(Math.abs(ref.mean[c]), Math.sqrt(ref.variance[c]), 1e-30);
+        assert.ok(Math.abs(l.mean[c] - ref.mean[c]) <= 1e-12 * scale, `${name} mean ${c}`);
+        assert.ok(Math.abs(l.var[c] - ref.variance[c]) <= 1e-9 * ref.variance[c] + 1e-30, `${name} var ${c}`);
+      }
+    });
   });
 
   it("prunes dead units of the expansions (through the depthwise convs), Conv_1 and the dense head exactly, file and params shrink, reloads", async () => {
