@@ -203,7 +203,7 @@ export function loadModelBytes(bytes: Uint8Array, baseDir: string, name = 'model
     const msg = err instanceof Error ? err.message : String(err);
     throw new ModelError(`${name}: ${msg.split('\n')[0]}`);
   }
-  return new OnnxModel(proto, baseDir, bytes.length, newExternalResolver(baseDir));
+  return new OnnxModel(proto, baseDir, bytes.length, newExternalResolver(baseDir), bytes);
 }
 
 /** Loads the libraries some formats need (HDF5 for Keras); afterwards loadModelBytes handles every format. */

@@ -5,11 +5,14 @@
  * graph output (the probe's numbers), and PaddleOCR's real classifier.
  */
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/core/api';
-import { ACTIVATION_OPS, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
+import { ACTIVATION_OPS, compareOnInputs, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
+import { encodeModel } from '../../src/core/formats/onnx/codec';
 import { openProbeInputs } from '../../src/core/analysis/probe-inputs';
 import { ChannelStats, channelLayout, KERNEL_MIN_VALUES } from '../../src/core/analysis/streaming-stats';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
@@ -197,6 +200,39 @@ describe('probeOnnx: in-graph statistics that cannot run fall back to copying', 
     assert.deepEqual(r.layers[0].dead, [1]);
     assert.deepEqual(r.layers[0].max, [2, 0]);
     assert.deepEqual(r.layers[0].mean, [0.75, 0]);
+  });
+});
+
+describe('onnxruntime bytes of a model read from a file (its bytes reused, the probe graph appended)', () => {
+  it('a 1.2 MB file (read into shared memory): probe and verification run, the same statistics as the re-encoded model', async () => {
+    const rnd = new Rng(12);
+    const m = new GraphBuilder()
+      .input('x', ['N', 4, 8, 8])
+      .init('w', [8, 4, 3, 3], Float32Array.from({ length: 288 }, () => rnd.normal() * 0.4))
+      .init('fc', [512, 600], Float32Array.from({ length: 512 * 600 }, () => rnd.normal() * 0.05))
+      .node('Conv', ['x', 'w'], ['c'], { pads: { ints: [1, 1, 1, 1] } })
+      .node('Relu', ['c'], ['r'])
+      .node('Flatten', ['r'], ['f'])
+      .node('MatMul', ['f', 'fc'], ['h'])
+      .node('Relu', ['h'], ['out'])
+      .output('out')
+      .model(13);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ms-runtime-bytes-'));
+    try {
+      const file = path.join(dir, 'big.onnx');
+      writeFileSync(file, encodeModel(m.proto));
+      const loaded = (await loadModel(file)) as OnnxModel;
+      assert.ok(loaded.source && loaded.source.length > 1 << 20 && loaded.source.buffer instanceof SharedArrayBuffer);
+      const src = { kind: 'random' as const, seed: 4 };
+      const appended = await probeOnnx(loaded, src, { samples: 12, batchSize: 4 });
+      const encoded = await probeOnnx(loaded.derive(loaded.proto), src, { samples: 12, batchSize: 4 });
+      assert.match(appended.notes.join('\n'), /1 of 2 probed tensors reduced inside onnxruntime/);
+      assert.deepEqual(appended.layers, encoded.layers);
+      const v = await compareOnInputs(loaded, loaded.derive(loaded.proto), src, { samples: 4 });
+      assert.equal(v.max_abs_error, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -12,7 +12,8 @@
  *   Shape(Y) -> the value count per channel.
  * Mean and variance carry float32 rounding (~1e-6 relative); streaming-stats.ts merges batches in float64.
  */
-import { AttributeType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../formats/onnx/proto';
+import { emptyGraph } from '../formats/onnx/codec';
+import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../formats/onnx/proto';
 import { defaultOpset } from '../formats/onnx/model';
 
 /** Greater on float and Cast to int32 are there from opset 9; older models are probed by copying activations out */
@@ -53,10 +54,10 @@ function node(opType: string, input: string[], output: string[], attribute: Attr
 }
 
 /**
- * A copy of `proto` (sharing what it does not change) with the statistics of every spec appended to the main
- * graph as extra outputs; `extraOutputs` are added as plain outputs too (values probed by copying them out).
+ * The nodes, constants and outputs to append to `proto`'s main graph (OnnxModel.runtimeBytes) for the
+ * statistics of every spec; `extraOutputs` become plain outputs too (values probed by copying them out).
  */
-export function withReductions(proto: ModelProto, specs: ReduceSpec[], extraOutputs: string[] = []): { proto: ModelProto; outputs: ReduceOutputs[] } {
+export function reductionGraph(proto: ModelProto, specs: ReduceSpec[], extraOutputs: string[] = []): { extension: GraphProto; outputs: ReduceOutputs[] } {
   const graph = proto.graph!;
   const opset = defaultOpset(proto);
   const taken = new Set<string>();
@@ -115,8 +116,5 @@ export function withReductions(proto: ModelProto, specs: ReduceSpec[], extraOutp
   };
   for (const o of outputs) for (const name of [o.shape, o.mean, o.variance, o.max, o.min, o.positive]) add(name);
   for (const name of extraOutputs) add(name);
-  return {
-    proto: { ...proto, graph: { ...graph, node: [...graph.node, ...nodes], initializer: [...graph.initializer, ...inits], output: [...graph.output, ...added] } },
-    outputs,
-  };
+  return { extension: { ...emptyGraph(), node: nodes, initializer: inits, output: added }, outputs };
 }

@@ -18,7 +18,7 @@
 import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
 import { ModelError } from '../errors';
-import { encodeModel } from '../formats/onnx/codec';
+import { emptyGraph } from '../formats/onnx/codec';
 import { float16ToFloat32 } from '../formats/onnx/tensor';
 import { buildGraphView } from '../formats/onnx/graph';
 import { defaultOpset, isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
@@ -26,7 +26,7 @@ import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { OutputComparison, verifyReport } from '../engines/output-errors';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
-import { MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, withReductions, type ReduceOutputs, type ReduceSpec } from './probe-reduce';
+import { MAX_REDUCED_COUNT, MIN_REDUCE_OPSET, reductionGraph, type ReduceOutputs, type ReduceSpec } from './probe-reduce';
 import { ChannelStats, channelLayout, summarizeChannels } from './streaming-stats';
 import { releaseScratchKernels } from './wasm-kernels';
 
@@ -102,16 +102,14 @@ export function channelAxisOf(graph: GraphProto, value: string, rank: number, pr
 
 /** model bytes for onnxruntime with `names` added to the graph outputs (external data inlined) */
 export function runtimeBytesWithOutputs(model: OnnxModel, names: string[]): Uint8Array {
-  const proto = model.external.inlineAll(model.proto);
-  const graph = proto.graph!;
-  const have = new Set(graph.output.map((o) => o.name ?? ''));
+  const have = new Set(model.graph.output.map((o) => o.name ?? ''));
   const extra: ValueInfoProto[] = [];
   for (const n of names) {
     if (have.has(n)) continue;
     have.add(n);
     extra.push({ name: n, metadataProps: [] });
   }
-  return encodeModel({ ...proto, graph: { ...graph, output: [...graph.output, ...extra] } });
+  return model.runtimeBytes(extra.length ? { ...emptyGraph(), output: extra } : undefined);
 }
 
 export function toOrtFeeds(ort: Ort, feeds: Record<string, FeedTensor>): Record<string, OrtTypes.Tensor> {
@@ -205,8 +203,8 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
   const open = async (inGraph: boolean) => {
     const specs = inGraph ? [...new Map(targets.flatMap((t) => (t.reduce ? [[t.reduce.value, t.reduce] as const] : []))).values()] : [];
     const raw = [...new Set(targets.filter((t) => !(inGraph && t.reduce) && !inputNames.has(t.output)).map((t) => t.output))];
-    const { proto, outputs } = withReductions(model.external.inlineAll(model.proto), specs, raw);
-    const session = await createProbeSession(ort, encodeModel(proto), opts.optimization ?? 'all');
+    const { extension, outputs } = reductionGraph(model.proto, specs, raw);
+    const session = await createProbeSession(ort, model.runtimeBytes(extension), opts.optimization ?? 'all');
     return { session, reduced: new Map(specs.map((sp, k) => [sp.value, outputs[k]])) };
   };
   let inGraph = targets.some((t) => t.reduce);

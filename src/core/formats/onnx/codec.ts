@@ -601,6 +601,27 @@ export function encodeGraph(g: GraphProto): Uint8Array {
   return encodeMessage('GraphProto', g);
 }
 
+/** ModelProto's field number of its main graph */
+const MODEL_GRAPH_FIELD = 7;
+
+/**
+ * The bytes of an encoded model with `extension` merged into its main graph: protobuf parsers merge a second
+ * occurrence of a singular message field into the first (repeated fields concatenated, set scalars replaced),
+ * so the extension's nodes, initializers and outputs follow the original ones. The original bytes are copied
+ * as they are (no re-encoding of the weights); `extension` should set nothing but repeated fields.
+ */
+export function appendGraph(modelBytes: Uint8Array, extension: GraphProto): Uint8Array {
+  const g = encodeGraph(extension);
+  const w = new Writer(tagSize(MODEL_GRAPH_FIELD) + varintSize(g.length) + g.length);
+  w.tag(MODEL_GRAPH_FIELD, WireType.LEN);
+  w.varint(g.length);
+  w.raw(g);
+  const out = new Uint8Array(modelBytes.length + w.buf.length);
+  out.set(modelBytes);
+  out.set(w.buf, modelBytes.length);
+  return out;
+}
+
 // ---------------------------------------------------------------- small constructors
 
 export function emptyNode(opType: string): NodeProto {

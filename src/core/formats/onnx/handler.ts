@@ -30,11 +30,6 @@ function sizeOf(m: OnnxModel): { params: number; bytes: number; layers: number }
   return { params, bytes, layers };
 }
 
-/** bytes for onnxruntime: external data inlined (the runtime gets a buffer, not a path) */
-function runtimeBytes(m: OnnxModel): Uint8Array {
-  return encodeModel(m.external.inlineAll(m.proto));
-}
-
 export const onnxHandler: FormatHandler<OnnxModel> = {
   formats: ['onnx'],
   owns: (m: Model): m is OnnxModel => m instanceof OnnxModel,
@@ -47,7 +42,7 @@ export const onnxHandler: FormatHandler<OnnxModel> = {
   size: sizeOf,
   verify: (a, b, opts) => {
     const inputs = buildGraphView(a).summary.inputs;
-    return verifyOnnx({ bytes: runtimeBytes(a), inputs }, { bytes: runtimeBytes(b), inputs }, opts);
+    return verifyOnnx({ bytes: a.runtimeBytes(), inputs }, { bytes: b.runtimeBytes(), inputs }, opts);
   },
   serialize: (m) => encodeModel(m.proto),
   save: async (m, file) => {
