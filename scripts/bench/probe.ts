@@ -19,7 +19,7 @@ import { loadModel } from '../../src/core/api';
 import { ACTIVATION_OPS, compareOnInputs, feedInputs, probeOnnx, runtimeBytesWithOutputs, toOrtFeeds } from '../../src/core/analysis/probe';
 import { openProbeInputs, type ProbeBatch, type ProbeInputs } from '../../src/core/analysis/probe-inputs';
 import { loadOrt } from '../../src/core/engines/onnxruntime';
-import { encodeModel } from '../../src/core/formats/onnx/codec';
+import { emptyGraph } from '../../src/core/formats/onnx/codec';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import type { AttributeProto, NodeProto } from '../../src/core/formats/onnx/proto';
@@ -80,13 +80,11 @@ async function floors(model: OnnxModel, inputs: ProbeInputs, dims: Record<string
     return seconds;
   };
   const copyOut = await time(runtimeBytesWithOutputs(model, acts.map((a) => a.name)));
-  const proto = model.external.inlineAll(model.proto);
-  const g = proto.graph!;
   const attr = (name: string, ints: number[] | null, i: number | null): AttributeProto => ({ name, type: ints ? 7 : 2, ints: (ints ?? []).map(BigInt), ...(i === null ? {} : { i: BigInt(i) }), floats: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] });
   const nodes: NodeProto[] = acts
     .filter((a) => a.rank >= 2)
     .map((a, k) => ({ opType: 'ReduceMax', name: `__floor_${k}`, input: [a.name], output: [`__floor_${k}`], attribute: [attr('axes', [...Array(a.rank).keys()].filter((x) => x !== 1), null), attr('keepdims', null, 0)], metadataProps: [] }));
-  const reduced = encodeModel({ ...proto, graph: { ...g, node: [...g.node, ...nodes], output: [...g.output, ...nodes.map((n) => ({ name: n.output[0], metadataProps: [] }))] } });
+  const reduced = model.runtimeBytes({ ...emptyGraph(), node: nodes, output: nodes.map((n) => ({ name: n.output[0], metadataProps: [] })) });
   return { copy_out_s: copyOut, one_reduce_s: await time(reduced) };
 }
 
