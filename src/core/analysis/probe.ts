@@ -128,8 +128,8 @@ export function tensorNumbers(type: string, data: unknown): ArrayLike<number> {
   throw new ModelError(`cannot read probed tensor of type ${type}`);
 }
 
-function resolveInputs(model: OnnxModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions): { inputs: ProbeInputs; summaries: ValueSummary[] } {
-  const summaries = feedInputs(model, opts.dims);
+/** the probe inputs for a model whose input summaries are `summaries` (default: from its graph view) */
+function resolveInputs(model: OnnxModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions, summaries = feedInputs(model, opts.dims)): { inputs: ProbeInputs; summaries: ValueSummary[] } {
   if ('batches' in source) return { inputs: source, summaries };
   return { inputs: openProbeInputs(source, summaries, opts), summaries };
 }
@@ -170,7 +170,7 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
     if (!l && !inputNames.has(v.name)) throw new ModelError(`no tensor named '${v.name}' to probe`);
     targets.push({ name: v.name, op: l?.op ?? 'input', output: v.name, axis: v.axis ?? null, extra: true });
   }
-  const { inputs } = resolveInputs(model, source, opts);
+  const { inputs } = resolveInputs(model, source, opts, view.summary.inputs);
   const ort = loadOrt();
   const abort = () => {
     if (opts.signal?.aborted) throw new ModelError('probing cancelled');
