@@ -7,9 +7,11 @@
  *   include session creation; the probe also includes building and encoding its copy of the graph.
  *   Target: probe / plain <= 1.3. Also probe throughput (samples/s), and two floors in the same run: the
  *   activations only copied out of onnxruntime (no statistics) and one in-graph ReduceMax per activation.
- * - For contrast, the compute-heavy FCN-ResNet50 of the main bench (.cache/bench/fcn_resnet50.onnx, when present),
+ * - The compute-heavy FCN-ResNet50 of the main bench (.cache/bench/fcn_resnet50.onnx, when present) on the
+ *   probe's default 32 samples, batch 1,
  *   and a TF.js layers model (nsfwjs mobilenet_v2) probed against its plain TF.js predict.
- * - Pruning the 16 -> 100000 -> 10 MLP (test/helpers/wide-mlp.ts): applyPrune 'dead' on 256 uniform samples
+ * - The 16 -> 100000 -> 10 MLP (test/helpers/wide-mlp.ts, written to .cache/bench/wide_mlp.onnx): probing overhead
+ *   on 1024 uniform samples (batch 64) with the same floors; pruning it: applyPrune 'dead' on 256 uniform samples
  *   (probe of the hidden layer included), and its verification on 256 fresh samples.
  * Medians of RUNS runs (BENCH_RUNS, default 5). Results: .cache/bench/probe.json.
  */
@@ -17,9 +19,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/core/api';
 import { ACTIVATION_OPS, compareOnInputs, feedInputs, probeOnnx, runtimeBytesWithOutputs, toOrtFeeds } from '../../src/core/analysis/probe';
-import { openProbeInputs, type ProbeBatch, type ProbeInputs } from '../../src/core/analysis/probe-inputs';
+import { DEFAULT_RANDOM_SAMPLES, openProbeInputs, type ProbeBatch, type ProbeInputs } from '../../src/core/analysis/probe-inputs';
 import { loadOrt } from '../../src/core/engines/onnxruntime';
-import { emptyGraph } from '../../src/core/formats/onnx/codec';
+import { emptyGraph, encodeModel } from '../../src/core/formats/onnx/codec';
 import { buildGraphView } from '../../src/core/formats/onnx/graph';
 import type { OnnxModel } from '../../src/core/formats/onnx/model';
 import type { AttributeProto, NodeProto } from '../../src/core/formats/onnx/proto';
@@ -36,6 +38,8 @@ const PADDLE = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets
 const DIMS = { 'p2o.DynamicDimension.0': 16, 'p2o.DynamicDimension.1': 48, 'p2o.DynamicDimension.2': 192 };
 const SAMPLES = Number(process.env.BENCH_PROBE_SAMPLES ?? 512);
 const BATCH = 16;
+/** FCN-ResNet50: the probe's default sample count, one at a time (the FCN question's batch of 1) */
+const FCN_SAMPLES = DEFAULT_RANDOM_SAMPLES;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -122,7 +126,7 @@ async function main(): Promise<void> {
   const fcnFile = path.join(ROOT, '.cache', 'bench', 'fcn_resnet50.onnx');
   if (existsSync(fcnFile)) {
     const fcn = (await loadModel(fcnFile)) as OnnxModel;
-    const fcnInputs = pregenerated(openProbeInputs({ kind: 'random', seed: 1 }, feedInputs(fcn, {}), { samples: 8, batchSize: 1 }));
+    const fcnInputs = pregenerated(openProbeInputs({ kind: 'random', seed: 1 }, feedInputs(fcn, {}), { samples: FCN_SAMPLES, batchSize: 1 }));
     const fp: number[] = [];
     const fq: number[] = [];
     const fc: number[] = [];
@@ -138,8 +142,8 @@ async function main(): Promise<void> {
       fr.push(f.one_reduce_s);
     }
     const ffloor = { copy_out_only: median(fc) / median(fp), one_reduce_max_in_graph: median(fr) / median(fp) };
-    out.fcn_resnet50_probe = { samples: 8, batch: 1, layers: fl, plain_s: median(fp), probe_s: median(fq), overhead: median(fq) / median(fp), floor: ffloor };
-    console.log(`probe    FCN-ResNet50 224x224, 8 samples, ${fl} activation layers: plain ${median(fp).toFixed(2)} s, probe ${median(fq).toFixed(2)} s -> ${(median(fq) / median(fp)).toFixed(2)}x`);
+    out.fcn_resnet50_probe = { samples: FCN_SAMPLES, batch: 1, layers: fl, plain_s: median(fp), probe_s: median(fq), overhead: median(fq) / median(fp), floor: ffloor };
+    console.log(`probe    FCN-ResNet50 224x224, ${FCN_SAMPLES} samples (batch 1), ${fl} activation layers: plain ${median(fp).toFixed(2)} s, probe ${median(fq).toFixed(2)} s -> ${(median(fq) / median(fp)).toFixed(2)}x`);
     console.log(`         floors: activations copied out, no statistics ${ffloor.copy_out_only.toFixed(2)}x; one in-graph ReduceMax per activation ${ffloor.one_reduce_max_in_graph.toFixed(2)}x`);
   }
 
@@ -172,6 +176,33 @@ async function main(): Promise<void> {
     }
     out.mobilenet_v2_probe = { engine, samples: 64, batch: 16, layers: kl, plain_s: median(kp), probe_s: median(kq), overhead: median(kq) / median(kp) };
     console.log(`probe    nsfwjs mobilenet_v2 (TF.js layers, ${engine}), 64 samples (batch 16), ${kl} activation layers: plain predict ${median(kp).toFixed(2)} s, probe ${median(kq).toFixed(2)} s -> ${(median(kq) / median(kp)).toFixed(2)}x`);
+  }
+
+  // ---------------------------------------------------------------- the wide MLP of the issue's question
+  {
+    const file = path.join(ROOT, '.cache', 'bench', 'wide_mlp.onnx');
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, encodeModel(buildWideMlp().model.proto));
+    const mlp = (await loadModel(file)) as OnnxModel;
+    const src = { kind: 'random' as const, distribution: 'uniform' as const, low: -1, high: 1, seed: 5 };
+    const mInputs = pregenerated(openProbeInputs(src, feedInputs(mlp), { samples: 1024, batchSize: 64 }));
+    await plain(file, mInputs);
+    await probeOnnx(mlp, mInputs);
+    const mp: number[] = [];
+    const mq: number[] = [];
+    const mc: number[] = [];
+    const mr: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      mp.push(await plain(file, mInputs));
+      mq.push((await probeOnnx(mlp, mInputs)).seconds);
+      const f = await floors(mlp, mInputs, {});
+      mc.push(f.copy_out_s);
+      mr.push(f.one_reduce_s);
+    }
+    const mfloor = { copy_out_only: median(mc) / median(mp), one_reduce_max_in_graph: median(mr) / median(mp) };
+    out.mlp_probe = { samples: 1024, batch: 64, plain_s: median(mp), probe_s: median(mq), overhead: median(mq) / median(mp), floor: mfloor };
+    console.log(`probe    MLP 16-100000-10, 1024 samples (batch 64): plain ${median(mp).toFixed(3)} s, probe ${median(mq).toFixed(3)} s -> ${(median(mq) / median(mp)).toFixed(2)}x`);
+    console.log(`         floors: activations copied out, no statistics ${mfloor.copy_out_only.toFixed(2)}x; one in-graph ReduceMax per activation ${mfloor.one_reduce_max_in_graph.toFixed(2)}x`);
   }
 
   // ---------------------------------------------------------------- pruning the wide MLP
