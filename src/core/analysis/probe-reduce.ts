@@ -1,8 +1,8 @@
 /**
  * Per-channel activation statistics computed inside onnxruntime, so that only a few numbers per channel leave
  * the engine instead of whole activations (scripts/bench/probe.ts measures both ways; copying activations out
- * of onnxruntime-node costs 1.2x plain inference on FCN-ResNet50 and 3.2x on PaddleOCR's classifier before any
- * statistics). For each probed tensor Y with its channels on axis 1, the probing copy of the graph gets
+ * of onnxruntime-node costs ~1.3x plain inference on FCN-ResNet50 and ~2.5-3.5x on PaddleOCR's classifier
+ * before any statistics). For each probed tensor Y with its channels on axis 1, the probing copy of the graph gets
  *   BatchNormalization(Y) in training mode, momentum 0 -> the batch mean and (population) variance per
  *     channel, computed two-pass by the engine (centred, so a large mean does not eat the variance's digits);
  *   ReduceMax(Y), ReduceMin(Y) -> exact extremes (dead: max <= 0; constant: min == max);
@@ -11,6 +11,12 @@
  *     int32 ones; a NaN counts as not positive);
  *   Shape(Y) -> the value count per channel.
  * Mean and variance carry float32 rounding (~1e-6 relative); streaming-stats.ts merges batches in float64.
+ * Measured and left: global pools (GlobalMaxPool / GlobalAveragePool, which onnxruntime runs on its blocked
+ * NCHWc layout without converting the activation back) cut FCN-ResNet50's steady-state overhead 1.21x -> 1.12x
+ * but not the probe as run, and lose a near-constant channel's variance (E[y^2] - mean^2 in float32: 9% off
+ * on a PaddleOCR channel); one concatenated output instead of six per tensor did not pay, and BatchNorm's
+ * running statistics must not feed a Concat (onnxruntime writes them in place into their deduplicated
+ * initializer inputs, so two of them read the same buffer).
  */
 import { emptyGraph } from '../formats/onnx/codec';
 import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../formats/onnx/proto';

@@ -7,13 +7,14 @@
  *
  * Two ways, per tensor: NCHW-like tensors (rank >= 3, channels on axis 1, static channel count) are reduced
  * inside onnxruntime (probe-reduce.ts: training-mode BatchNormalization for mean / variance, ReduceMax /
- * ReduceMin, and ReduceSum of Greater(Y, 0) for the positive count), so only a few numbers per channel leave the engine; the others ([N, C]
- * layers, channels-last tensors, unknown shapes, or everything when the engine refuses the reductions) are
- * copied out and reduced here in float64 (WebAssembly SIMD kernels, streaming-stats.ts).
- * Cost (scripts/bench/probe.ts, same run): copying every activation out of onnxruntime-node alone costs
- * ~1.2x plain inference on FCN-ResNet50 and ~3.2x on PaddleOCR's MobileNetV3-style classifier (~60 MACs per
- * activation value); in the graph, the six extra ops per activation cost about the same on FCN and less on
- * the classifier (probe ~1.4x and ~3.4x); one ReduceMax per activation alone is ~1.0x and ~1.6x.
+ * ReduceMin, and ReduceSum of Greater(Y, 0) for the positive count), so only a few numbers per channel leave
+ * the engine; the others ([N, C] layers, channels-last tensors, unknown shapes, or everything when the engine
+ * refuses the reductions or a batch holds NaN / infinite values) are copied out and reduced here in float64
+ * (WebAssembly SIMD kernels, streaming-stats.ts). A model read from a file reaches onnxruntime as the file's
+ * bytes with the probe's nodes appended (OnnxModel.runtimeBytes), not re-encoded.
+ * Cost (scripts/bench/probe.ts, probe / plain inference in the same run): FCN-ResNet50 ~1.2x on 32 samples;
+ * memory-bound models pay for every extra read of their activations: PaddleOCR's classifier ~2.5-2.9x, where
+ * one ReduceMax per activation alone costs ~1.35-1.75x and copying the activations out ~2.5-3.5x.
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
