@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/core/api';
-import { ACTIVATION_OPS, compareOnInputs, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
+import { ACTIVATION_OPS, compareOnInputs, feedInputs, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
+import { verifyOnnx } from '../../src/core/engines/onnxruntime';
 import { encodeModel } from '../../src/core/formats/onnx/codec';
 import { openProbeInputs } from '../../src/core/analysis/probe-inputs';
 import { ChannelStats, channelLayout, KERNEL_MIN_VALUES } from '../../src/core/analysis/streaming-stats';
@@ -233,6 +234,19 @@ describe('onnxruntime bytes of a model read from a file (its bytes reused, the p
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('comparing two models on the same inputs', () => {
+  it('refuses a rewritten model without every output of the original, and one onnxruntime cannot load', async () => {
+    const two = new GraphBuilder().input('x', ['N', 2]).node('Relu', ['x'], ['y']).node('Neg', ['x'], ['z']).output('y').output('z').model(13);
+    const one = new GraphBuilder().input('x', ['N', 2]).node('Relu', ['x'], ['y']).output('y').model(13);
+    const broken = new GraphBuilder().input('x', ['N', 2]).node('NoSuchOp', ['x'], ['y']).output('y').output('z').model(13);
+    const src = { kind: 'random' as const, seed: 1 };
+    assert.equal((await compareOnInputs(two, two, src, { samples: 2 })).max_abs_error, 0);
+    await assert.rejects(compareOnInputs(two, one, src, { samples: 2 }), /the rewritten model lacks output\(s\) z/);
+    await assert.rejects(compareOnInputs(two, broken, src, { samples: 2 }), /onnxruntime cannot load the rewritten model/);
+    await assert.rejects(verifyOnnx({ bytes: two.runtimeBytes(), inputs: feedInputs(two) }, { bytes: one.runtimeBytes(), inputs: feedInputs(one) }), /the rewritten model lacks output\(s\) z/);
   });
 });
 

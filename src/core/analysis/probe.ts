@@ -17,10 +17,9 @@
  * one ReduceMax per activation alone costs ~1.35-1.75x and copying the activations out ~2.5-3.5x.
  */
 import type * as OrtTypes from 'onnxruntime-node';
-import { createSession, ENGINE_NAME, firstLine, loadOrt } from '../engines/onnxruntime';
+import { ENGINE_NAME, firstLine, loadOrt, sessionPair, tensorNumbers } from '../engines/onnxruntime';
 import { ModelError } from '../errors';
 import { emptyGraph } from '../formats/onnx/codec';
-import { float16ToFloat32 } from '../formats/onnx/tensor';
 import { buildGraphView } from '../formats/onnx/graph';
 import { defaultOpset, isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
 import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
@@ -119,15 +118,6 @@ export function toOrtFeeds(ort: Ort, feeds: Record<string, FeedTensor>): Record<
   return out;
 }
 
-/** numbers of an engine tensor (float16 decoded, int64 converted) */
-export function tensorNumbers(type: string, data: unknown): ArrayLike<number> {
-  if (data instanceof Float32Array || data instanceof Float64Array) return data;
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float64Array.from(data, Number);
-  if (type === 'float16' && data instanceof Uint16Array) return Float64Array.from(data, float16ToFloat32);
-  if (ArrayBuffer.isView(data)) return data as unknown as ArrayLike<number>;
-  if (Array.isArray(data)) return data.map(Number);
-  throw new ModelError(`cannot read probed tensor of type ${type}`);
-}
 
 /** the probe inputs for a model whose input summaries are `summaries` (default: from its graph view) */
 function resolveInputs(model: OnnxModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions, summaries = feedInputs(model, opts.dims)): { inputs: ProbeInputs; summaries: ValueSummary[] } {
@@ -356,11 +346,8 @@ function summarize(t: Target, threshold: number): ProbeLayerReport {
 export async function compareOnInputs(a: OnnxModel, b: OnnxModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions & { signal?: AbortSignal } = {}): Promise<VerifyReport> {
   const { inputs } = resolveInputs(a, source, opts);
   const ort = loadOrt();
-  const sa = await createSession(ort, runtimeBytesWithOutputs(a, []), 'original');
-  const sb = await createSession(ort, runtimeBytesWithOutputs(b, []), 'rewritten');
+  const [sa, sb] = await sessionPair(ort, a.runtimeBytes(), b.runtimeBytes());
   try {
-    const missing = sa.outputNames.filter((n) => !sb.outputNames.includes(n));
-    if (missing.length) throw new ModelError(`the rewritten model lacks output(s) ${missing.join(', ')}`);
     const errs = new Map(sa.outputNames.map((n) => [n, new OutputComparison(n)]));
     let samples = 0;
     for (const batch of inputs.batches()) {

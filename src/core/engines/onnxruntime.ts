@@ -94,12 +94,14 @@ export function probeTensor(ort: Ort, input: ValueSummary, shape: number[], rng:
   }
 }
 
-function asNumbers(t: OrtTypes.Tensor): ArrayLike<number> {
-  const d = t.data;
-  if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Array.from(d, Number);
-  if (t.type === 'float16' && d instanceof Uint16Array) return Array.from(d, float16ToFloat32);
-  if (Array.isArray(d)) return d.map(Number);
-  return d as ArrayLike<number>;
+/** numbers of an engine tensor's data (float16 decoded, 64-bit integers converted) */
+export function tensorNumbers(type: string, data: unknown): ArrayLike<number> {
+  if (data instanceof Float32Array || data instanceof Float64Array) return data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float64Array.from(data, Number);
+  if (type === 'float16' && data instanceof Uint16Array) return Float64Array.from(data, float16ToFloat32);
+  if (ArrayBuffer.isView(data)) return data as unknown as ArrayLike<number>;
+  if (Array.isArray(data)) return data.map(Number);
+  throw new ModelError(`cannot read an onnxruntime tensor of type ${type}`);
 }
 
 export async function createSession(ort: Ort, bytes: Uint8Array, what: string): Promise<OrtTypes.InferenceSession> {
@@ -107,6 +109,26 @@ export async function createSession(ort: Ort, bytes: Uint8Array, what: string): 
     return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
   } catch (err) {
     throw new ModelError(`onnxruntime cannot load the ${what} model: ${firstLine(err)}`);
+  }
+}
+
+/**
+ * Sessions of an original and a rewritten model, the rewritten one with every output of the original; both
+ * released on failure (the original's session was left open when the rewritten model did not load).
+ */
+export async function sessionPair(ort: Ort, original: Uint8Array, rewritten: Uint8Array, abort = (): void => undefined): Promise<[OrtTypes.InferenceSession, OrtTypes.InferenceSession]> {
+  abort();
+  const sa = await createSession(ort, original, 'original');
+  let sb: OrtTypes.InferenceSession | undefined;
+  try {
+    abort();
+    sb = await createSession(ort, rewritten, 'rewritten');
+    const missing = sa.outputNames.filter((n) => !sb!.outputNames.includes(n));
+    if (missing.length) throw new ModelError(`the rewritten model lacks output(s) ${missing.join(', ')}`);
+    return [sa, sb];
+  } catch (err) {
+    await Promise.allSettled([sa.release(), sb?.release()]);
+    throw err;
   }
 }
 
@@ -123,13 +145,8 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
   const abort = () => {
     if (opts.signal?.aborted) throw new ModelError('verification cancelled');
   };
-  abort();
-  const sa = await createSession(ort, a.bytes, 'original');
-  abort();
-  const sb = await createSession(ort, b.bytes, 'rewritten');
+  const [sa, sb] = await sessionPair(ort, a.bytes, b.bytes, abort);
   try {
-    const missing = sa.outputNames.filter((n) => !sb.outputNames.includes(n));
-    if (missing.length) throw new ModelError(`the rewritten model lacks output(s) ${missing.join(', ')}`);
     const inputShapes: Record<string, number[]> = {};
     const feedsInputs = a.inputs.filter((i) => sa.inputNames.includes(i.name));
     for (const i of feedsInputs) inputShapes[i.name] = concreteShape(i, opts.dims);
@@ -152,8 +169,8 @@ export async function verifyOnnx(a: RunnableModel, b: RunnableModel, opts: Verif
         throw new ModelError(`onnxruntime failed to run the model on probe inputs ${shapes}: ${firstLine(err)} (set symbolic dims with --dim name=value)`);
       }
       for (const name of sa.outputNames) {
-        const x = asNumbers(ra[name]);
-        const y = asNumbers(rb[name]);
+        const x = tensorNumbers(ra[name].type, ra[name].data);
+        const y = tensorNumbers(rb[name].type, rb[name].data);
         const e = errs.get(name)!;
         if (x.length !== y.length) {
           e.add(x, y);
