@@ -5,7 +5,7 @@
  * files written and read back, and refusals with their reasons.
  */
 import { strict as assert } from 'node:assert';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -134,6 +134,47 @@ describe('Keras probe / prune on nsfwjs mobilenet_v2 (TF.js layers)', () => {
     const back = (await loadModel(out)) as KerasModel;
     const p = await probe(back, SEEDED, { samples: 4, batchSize: 4, layers: ['dense_1', 'dense_2'] });
     assert.deepEqual(p.layers.map((l) => l.channels), [256 - r.removed.dense_1, 128 - r.removed.dense_2]);
+  });
+});
+
+describe('nsfwjs mobilenet_v2 on real photos (the face-api demo samples)', () => {
+  let model: KerasModel;
+  let photos = '';
+  before(async () => {
+    model = (await loadModel(nsfwModel('mobilenet_v2'))) as KerasModel;
+    // the six sample photos only (the demo folder also holds screenshots)
+    photos = path.join(tmp, 'photos');
+    mkdirSync(photos);
+    const demo = path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'demo');
+    for (let k = 1; k <= 6; k++) copyFileSync(path.join(demo, `sample${k}.jpg`), path.join(photos, `sample${k}.jpg`));
+  });
+
+  it('the dense head has units that never fire on the photos (as TF.js computes them); pruning them is exact on the photos', async () => {
+    const src = { kind: 'images' as const, path: photos, normalize: 'unit' as const }; // nsfwjs feeds x / 255
+    const r = await probe(model, src, { batchSize: 3, layers: ['dense_1', 'dense_2'] });
+    assert.equal(r.samples, 6);
+    assert.deepEqual(r.input_shapes, { input_1: [3, 224, 224, 3] });
+    // the reference: the two layers' outputs from TF.js on the same photos, the units never above 0
+    const kin = kerasInputs(model, src, { batchSize: 3 });
+    const { tf } = await loadTfjs();
+    const lm = await loadKerasLayersModel(tf, model, kin.summaries, 'reference');
+    const pm = tfLayers().model({ inputs: lm.inputs, outputs: ['dense_1', 'dense_2'].map((n) => lm.getLayer(n).output as SymbolicTensor) });
+    const max = [new Float32Array(256).fill(-Infinity), new Float32Array(128).fill(-Infinity)];
+    try {
+      for (const b of kin.inputs.batches())
+        (await runBatch(tf, pm, b.feeds)).forEach(({ data }, k) => data.forEach((v, i) => (max[k][i % max[k].length] = Math.max(max[k][i % max[k].length], v))));
+    } finally {
+      pm.dispose();
+    }
+    r.layers.forEach((l, k) => {
+      assert.deepEqual(l.dead, [...max[k].keys()].filter((u) => max[k][u] <= 0), l.name);
+      assert.ok(l.dead.length >= l.channels / 10, `${l.name}: ${l.dead.length} of ${l.channels} units never fire on the photos`);
+    });
+    const pr = await prune(model, { criterion: 'dead', inputs: src, batchSize: 3 });
+    assert.equal(pr.removed.dense_1, r.layers[0].dead.length);
+    assert.equal(pr.removed.dense_2, r.layers[1].dead.length);
+    assert.equal(pr.verify.samples, 6);
+    assert.equal(pr.verify.max_abs_error, 0, 'the removed units are exactly 0 on every photo');
   });
 });
 
