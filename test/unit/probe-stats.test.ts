@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../../src/core/api';
+import { loadModel, loadModelBytes } from '../../src/core/api';
 import { ACTIVATION_OPS, compareOnInputs, feedInputs, probeOnnx, runtimeBytesWithOutputs } from '../../src/core/analysis/probe';
 import { verifyOnnx } from '../../src/core/engines/onnxruntime';
 import { encodeModel } from '../../src/core/formats/onnx/codec';
@@ -233,6 +233,18 @@ describe('onnxruntime bytes of a model read from a file (its bytes reused, the p
       assert.equal(v.max_abs_error, 0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('onnxruntime bytes with extra outputs', () => {
+  it('an output the graph already has, or one named twice, is added once', async () => {
+    const m = new GraphBuilder().input('x', ['N', 2]).node('Relu', ['x'], ['r']).node('Neg', ['r'], ['y']).output('y').model(13);
+    // encoded, and the loaded bytes with the outputs appended
+    for (const model of [m, loadModelBytes(encodeModel(m.proto), process.cwd()) as OnnxModel]) {
+      const s = await ort.InferenceSession.create(runtimeBytesWithOutputs(model, ['y', 'r', 'r']));
+      assert.deepEqual(s.outputNames, ['y', 'r']);
+      await s.release();
     }
   });
 });

@@ -113,14 +113,8 @@ export function reductionGraph(proto: ModelProto, specs: ReduceSpec[], extraOutp
     reduce('ReduceSum', `${p}_gt_float`, o.positive, axes);
     outputs.push(o);
   });
-  const have = new Set(graph.output.map((v) => v.name ?? ''));
-  const added: ValueInfoProto[] = [];
-  const add = (name: string) => {
-    if (have.has(name)) return;
-    have.add(name);
-    added.push({ name, metadataProps: [] });
-  };
-  for (const o of outputs) for (const name of [o.shape, o.mean, o.variance, o.max, o.min, o.positive]) add(name);
-  for (const name of extraOutputs) add(name);
-  return { extension: { ...emptyGraph(), node: nodes, initializer: inits, output: added }, outputs };
+  // OnnxModel.runtimeBytes adds an output once, and none the graph already has
+  const names = [...outputs.flatMap((o) => [o.shape, o.mean, o.variance, o.max, o.min, o.positive]), ...extraOutputs];
+  const output: ValueInfoProto[] = names.map((name) => ({ name, metadataProps: [] }));
+  return { extension: { ...emptyGraph(), node: nodes, initializer: inits, output }, outputs };
 }

@@ -22,7 +22,7 @@ import { ModelError } from '../errors';
 import { emptyGraph } from '../formats/onnx/codec';
 import { buildGraphView } from '../formats/onnx/graph';
 import { defaultOpset, isDefaultDomain, producers, type OnnxModel } from '../formats/onnx/model';
-import type { GraphProto, ValueInfoProto } from '../formats/onnx/proto';
+import type { GraphProto } from '../formats/onnx/proto';
 import type { DepthProfileRow, ProbeLayerReport, ProbeReport, ValueSummary, VerifyReport } from '../types';
 import { OutputComparison, verifyReport } from '../engines/output-errors';
 import { openProbeInputs, type FeedTensor, type InputSource, type OpenInputsOptions, type ProbeInputs } from './probe-inputs';
@@ -102,14 +102,7 @@ export function channelAxisOf(graph: GraphProto, value: string, rank: number, pr
 
 /** model bytes for onnxruntime with `names` added to the graph outputs (external data inlined) */
 export function runtimeBytesWithOutputs(model: OnnxModel, names: string[]): Uint8Array {
-  const have = new Set(model.graph.output.map((o) => o.name ?? ''));
-  const extra: ValueInfoProto[] = [];
-  for (const n of names) {
-    if (have.has(n)) continue;
-    have.add(n);
-    extra.push({ name: n, metadataProps: [] });
-  }
-  return model.runtimeBytes(extra.length ? { ...emptyGraph(), output: extra } : undefined);
+  return model.runtimeBytes(names.length ? { ...emptyGraph(), output: names.map((name) => ({ name, metadataProps: [] })) } : undefined);
 }
 
 export function toOrtFeeds(ort: Ort, feeds: Record<string, FeedTensor>): Record<string, OrtTypes.Tensor> {
@@ -117,7 +110,6 @@ export function toOrtFeeds(ort: Ort, feeds: Record<string, FeedTensor>): Record<
   for (const [k, f] of Object.entries(feeds)) out[k] = new ort.Tensor(f.type, f.data as Float32Array, f.dims);
   return out;
 }
-
 
 /** the probe inputs for a model whose input summaries are `summaries` (default: from its graph view) */
 function resolveInputs(model: OnnxModel, source: InputSource | ProbeInputs, opts: OpenInputsOptions, summaries = feedInputs(model, opts.dims)): { inputs: ProbeInputs; summaries: ValueSummary[] } {
@@ -262,9 +254,9 @@ export async function probeOnnx(model: OnnxModel, source: InputSource | ProbeInp
           t.fixedAxis = axis < 0 ? axis + rank : axis;
           if (t.fixedAxis < 0 || t.fixedAxis >= Math.max(rank, 1)) throw new ModelError(`channel axis ${axis} is out of range for '${t.output}' of rank ${rank}`);
           t.shape = dims;
-          t.stats = new ChannelStats(rank === 0 ? 1 : dims[t.fixedAxis]);
+          t.stats = new ChannelStats(channelLayout(dims, t.fixedAxis).channels);
         }
-        t.stats!.add(values, dims.length === 0 ? { outer: 1, channels: 1, inner: 1 } : channelLayout(dims, t.fixedAxis));
+        t.stats!.add(values, channelLayout(dims, t.fixedAxis));
       }
     };
     // a batch the in-graph statistics cannot describe (at any batch), or the first batch failing with them:

@@ -193,12 +193,14 @@ export async function probeKeras(model: KerasModel, source: InputSource | ProbeI
         await withOutputs(tf, probeModel, batch.feeds, async (outs) => {
           for (const [k, t] of targets.entries()) {
             const dims = [...outs[k].shape];
+            // channels on the last axis; a scalar output is one channel (channelLayout of [] is 1 x 1 x 1)
+            const axis = Math.max(0, dims.length - 1);
+            const layout = channelLayout(dims, axis);
             if (!t.stats) {
-              t.axis = Math.max(0, dims.length - 1);
+              t.axis = axis;
               t.shape = dims;
-              t.stats = new ChannelStats(dims.length === 0 ? 1 : dims[t.axis]);
+              t.stats = new ChannelStats(layout.channels);
             }
-            const layout = dims.length === 0 ? { outer: 1, channels: 1, inner: 1 } : channelLayout(dims, t.axis!);
             const view = heapView(tf, outs[k]);
             t.stats.add(view ?? asFloat32(await outs[k].data()), layout);
           }

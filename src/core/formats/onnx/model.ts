@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import type { Model } from '../../api';
-import type { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
+import type { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from './proto';
 import { appendGraph, encodeModel } from './codec';
 import { ExternalDataResolver } from './tensor';
 
@@ -32,11 +32,22 @@ export class OnnxModel implements Model {
 
   /**
    * Bytes for onnxruntime: the model with its external data inlined, and `extension`'s nodes, initializers and
-   * outputs appended to the main graph. A model read from a file without external data reuses the file's
-   * bytes (appendGraph: the extension follows as a second graph field; the weights are not re-encoded, which
-   * saved ~70 ms of a probe of the 132 MB FCN-ResNet50); any other model is encoded.
+   * outputs appended to the main graph (an output the graph already has, or named twice, is added once). A
+   * model read from a file without external data reuses the file's bytes (appendGraph: the extension follows
+   * as a second graph field; the weights are not re-encoded, which saved ~70 ms of a probe of the 132 MB
+   * FCN-ResNet50); any other model is encoded.
    */
   runtimeBytes(extension?: GraphProto): Uint8Array {
+    if (extension) {
+      const have = new Set(this.graph.output.map((o) => o.name ?? ''));
+      const output: ValueInfoProto[] = [];
+      for (const o of extension.output) {
+        if (have.has(o.name ?? '')) continue;
+        have.add(o.name ?? '');
+        output.push(o);
+      }
+      extension = { ...extension, output };
+    }
     const inlined = this.external.inlineAll(this.proto);
     // onnxruntime-node takes no SharedArrayBuffer-backed bytes (the file's bytes are, from 1 MB): slice() copies
     if (this.source && inlined === this.proto) return extension ? appendGraph(this.source, extension) : this.source.slice();
