@@ -40,16 +40,7 @@ const builds = [
   },
   {
     ...common,
-    entryPoints: { webview: 'webview/main.ts' },
-    outdir: 'dist',
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    loader: { '.css': 'text' },
-  },
-  {
-    ...common,
-    entryPoints: { heatmap: 'webview-heatmap/main.ts' },
+    entryPoints: { webview: 'webview/main.ts', heatmap: 'webview-heatmap/main.ts' },
     outdir: 'dist',
     platform: 'browser',
     format: 'esm',
